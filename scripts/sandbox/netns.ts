@@ -1,0 +1,44 @@
+// Network namespaces and links that a test makes, all named under one prefix so
+// that leftovers of an earlier, killed run are removed at the start.
+import { execa } from 'execa';
+
+const NAME = /^[A-Za-z0-9_-]{1,15}$/;
+
+export async function ip(args: readonly string[]): Promise<string> {
+  const r = await execa('ip', [...args], { reject: false });
+  if (r.exitCode !== 0) {
+    throw new Error(`ip ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+  }
+  return r.stdout;
+}
+
+export async function listNetns(): Promise<string[]> {
+  const out = await ip(['netns', 'list']);
+  return out.split('\n').map((l) => l.trim().split(/\s+/)[0] ?? '').filter((n) => n !== '');
+}
+
+export async function listLinks(): Promise<string[]> {
+  const out = await ip(['-o', 'link', 'show']);
+  return out
+    .split('\n')
+    .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1] ?? '')
+    .filter((n) => n !== '');
+}
+
+/** Remove every netns and host link whose name starts with `prefix` (ours by construction). */
+export async function removeByPrefix(prefix: string): Promise<void> {
+  if (!NAME.test(prefix) || prefix.length < 4) throw new Error(`refusing a short or odd prefix '${prefix}'`);
+  for (const ns of await listNetns()) {
+    if (ns.startsWith(prefix)) await execa('ip', ['netns', 'del', ns], { reject: false });
+  }
+  for (const link of await listLinks()) {
+    if (link.startsWith(prefix)) await execa('ip', ['link', 'del', link], { reject: false });
+  }
+}
+
+export async function addNetns(name: string): Promise<string> {
+  if (!NAME.test(name)) throw new Error(`bad netns name '${name}'`);
+  await ip(['netns', 'add', name]);
+  await ip(['-n', name, 'link', 'set', 'lo', 'up']);
+  return `/var/run/netns/${name}`;
+}

@@ -1,0 +1,41 @@
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { runCli } from '../../src/cli/run.js';
+
+function ctx(): { stdout: PassThrough; stderr: PassThrough; env: Record<string, string>; out: () => string; err: () => string } {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const o: Buffer[] = [];
+  const e: Buffer[] = [];
+  stdout.on('data', (c: Buffer) => o.push(c));
+  stderr.on('data', (c: Buffer) => e.push(c));
+  return { stdout, stderr, env: {}, out: () => Buffer.concat(o).toString(), err: () => Buffer.concat(e).toString() };
+}
+
+t.test('commands of later work answer clearly instead of crashing', async (t) => {
+  for (const name of ['install', 'uninstall', 'status']) {
+    const c = ctx();
+    const code = await runCli([name], c);
+    t.equal(code, 69, name);
+    t.match(c.err(), new RegExp(`meshlane ${name}: not available in this build`));
+    t.equal(c.out(), '');
+  }
+});
+
+t.test('help for one command', async (t) => {
+  const c = ctx();
+  t.equal(await runCli(['help', 'version'], c), 0);
+  t.match(c.out(), /Usage: meshlane version \[--json\]/);
+  const d = ctx();
+  t.equal(await runCli(['version', '--help'], d), 0);
+  t.match(d.out(), /--json/);
+  const e = ctx();
+  t.equal(await runCli(['help', 'nope'], e), 2);
+  t.match(e.err(), /unknown command 'nope'/);
+});
+
+t.test('--version is version', async (t) => {
+  const c = ctx();
+  t.equal(await runCli(['--version'], c), 0);
+  t.match(c.out(), /^meshlane /);
+});

@@ -1,0 +1,75 @@
+// meshlane chained after the real bridge + host-local plugins, run as libcni
+// runs a conflist: ADD in order, DEL in reverse with the cached result, inside a
+// network namespace this test makes and removes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import t from 'tap';
+import { chainAdd, chainCheck, chainDel, execPlugin, type Conflist, type Json } from '../../scripts/sandbox/cni-chain.js';
+import { addNetns, ip, removeByPrefix } from '../../scripts/sandbox/netns.js';
+import { cniPluginDir, requireBuiltExe } from '../helpers/paths.js';
+import { requireRoot } from '../helpers/root.js';
+
+requireRoot('the CNI chain test');
+const exe = requireBuiltExe();
+const PREFIX = 'mltchain';
+const runId = `${PREFIX}${process.pid % 100000}`;
+const state = mkdtempSync(join(tmpdir(), 'meshlane-chain-'));
+
+await removeByPrefix(PREFIX);
+t.teardown(async () => {
+  await removeByPrefix(PREFIX);
+  rmSync(state, { recursive: true, force: true });
+});
+
+// Debian's bridge plugin speaks up to 1.0.0; 1.1.0 is covered by test/exe/plugin-protocol.test.ts.
+for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
+  t.test(`bridge + host-local + meshlane at ${cniVersion}`, async (t) => {
+    const nsName = `${runId}${cniVersion.replace(/\./g, '')}`.slice(0, 15);
+    const bridge = `${PREFIX}b${cniVersion.replace(/\./g, '')}`.slice(0, 15);
+    const netns = await addNetns(nsName);
+    const list: Conflist = {
+      cniVersion,
+      name: 'meshlane-chain-test',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge,
+          isGateway: false,
+          ipMasq: false,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: '10.213.7.0/24' }], [{ subnet: 'fd00:213:7::/64' }]],
+            dataDir: join(state, `ipam-${cniVersion}`),
+          },
+        },
+        { type: 'meshlane', log_file: join(state, 'meshlane.log'), log_level: 'debug' },
+      ],
+    };
+    const rt = {
+      containerId: `chain${cniVersion.replace(/\./g, '')}`,
+      netns,
+      ifname: 'eth0',
+      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'chain-test', K8S_POD_UID: '11111111-2222-3333-4444-555555555555' },
+      binDirs: [dirname(exe), cniPluginDir],
+    };
+
+    const bridgeOnly: Conflist = { ...list, plugins: [list.plugins[0] as Json] };
+    const fromBridge = await chainAdd(bridgeOnly, rt);
+    const cached = (await execPlugin('ADD', list, list.plugins[1] as Json, rt, fromBridge)) as Json;
+    t.same(cached, fromBridge, 'meshlane hands on exactly what bridge returned');
+    t.equal(cached['cniVersion'], cniVersion, 'the result is in the list version');
+    const ips = cached['ips'] as Json[];
+    t.same(ips.map((i) => (String(i['address']).includes(':') ? 6 : 4)), [4, 6], 'an IPv4 and an IPv6 address');
+    const addrs = await ip(['-n', nsName, '-o', 'addr', 'show', 'dev', 'eth0']);
+    t.match(addrs, /10\.213\.7\.\d+\/24/, 'bridge really configured the pod interface');
+
+    if (cniVersion !== '0.3.1') await chainCheck(list, rt, cached); // CHECK exists from 0.4.0
+
+    await chainDel(list, rt, cached);
+    // containerd sends a second DEL without prevResult when the sandbox is removed.
+    await execPlugin('DEL', list, list.plugins[1] as Json, { ...rt, netns: '' }, undefined);
+    await ip(['netns', 'del', nsName]);
+    await ip(['link', 'del', bridge]).catch(() => undefined);
+  });
+}

@@ -1,0 +1,19 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Real inputs from other projects, beside the repo (../shared/fixtures). */
+export const sharedFixtures = resolve(repoRoot, '..', 'shared', 'fixtures');
+export const distExe = resolve(repoRoot, 'dist', 'meshlane');
+export const distBpfObject = resolve(repoRoot, 'dist', 'bpf', 'meshlane.o');
+/** Where containernetworking-plugins puts bridge, host-local, loopback ... */
+export const cniPluginDir = '/usr/lib/cni';
+
+/** The built executable, or a clear failure telling how to make it. */
+export function requireBuiltExe(): string {
+  if (!existsSync(distExe)) {
+    throw new Error(`${distExe} is missing: run 'npm run build' before the tests`);
+  }
+  return distExe;
+}
