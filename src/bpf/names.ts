@@ -1,0 +1,53 @@
+// The names that tie the TypeScript side to bpf/meshlane.h: programs, maps,
+// where each program attaches, and how the pin directory is laid out.
+// (The kernel keeps at most 15 characters of a program or map name.)
+import { join } from 'node:path';
+
+export const MAP_NAMES = {
+  podsByCgroup: 'ml_pods_cg',
+  podsByIp: 'ml_pods_ip',
+  origDstByCookie: 'ml_odst_ck',
+  origDstByTuple: 'ml_odst_tup',
+  sockPairs: 'ml_sock_pairs',
+  settings: 'ml_settings',
+  counters: 'ml_counters',
+} as const;
+
+export type MapKey = keyof typeof MAP_NAMES;
+export const ALL_MAPS: readonly string[] = Object.values(MAP_NAMES);
+
+export interface CgroupProgram {
+  name: string;
+  /** bpftool's word for the attach type in `bpftool cgroup attach CG <type> ...`. */
+  attachType: string;
+  /** How `bpftool -j cgroup show` names the same type (libbpf's attach type string). */
+  shownAs: string;
+}
+
+export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
+  { name: 'ml_connect4', attachType: 'connect4', shownAs: 'cgroup_inet4_connect' },
+  { name: 'ml_connect6', attachType: 'connect6', shownAs: 'cgroup_inet6_connect' },
+  { name: 'ml_sockops', attachType: 'sock_ops', shownAs: 'cgroup_sock_ops' },
+  { name: 'ml_getsockopt', attachType: 'getsockopt', shownAs: 'cgroup_getsockopt' },
+];
+
+export interface SockmapProgram {
+  name: string;
+  attachType: 'msg_verdict';
+  map: string;
+}
+
+export const SOCKMAP_PROGRAMS: readonly SockmapProgram[] = [
+  { name: 'ml_redirect', attachType: 'msg_verdict', map: MAP_NAMES.sockPairs },
+];
+
+export const ALL_PROGRAMS: readonly string[] = [...CGROUP_PROGRAMS, ...SOCKMAP_PROGRAMS].map((p) => p.name);
+
+/** Every name we own starts with this; anything attached with it on our cgroup is ours. */
+export const NAME_PREFIX = 'ml_';
+
+export function pinPaths(pinDir: string): { maps: string; progs: string; map(name: string): string; prog(name: string): string } {
+  const maps = join(pinDir, 'maps');
+  const progs = join(pinDir, 'progs');
+  return { maps, progs, map: (n) => join(maps, n), prog: (n) => join(progs, n) };
+}

@@ -1,0 +1,103 @@
+// The loader on the real kernel, in a sandbox node: load, pin, attach exactly
+// once, reload keeping maps and registrations, replace older programs, remove.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { bpftool, cgroupShow } from '../../src/bpf/bpftool.js';
+import { attachedPrograms, installDatapath, removeDatapath, type DatapathLocation } from '../../src/bpf/loader.js';
+import { ALL_MAPS, CGROUP_PROGRAMS } from '../../src/bpf/names.js';
+import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
+import { readPodByCgroup, readPodConfig, registerPod } from '../../src/bpf/registry.js';
+import { distBpfObject, repoRoot } from '../helpers/paths.js';
+import { requireRoot } from '../helpers/root.js';
+
+requireRoot('the loader test');
+if (!existsSync(distBpfObject)) throw new Error(`${distBpfObject} is missing: run 'npm run build'`);
+
+let node: SandboxNode | undefined;
+t.teardown(async () => {
+  if (node) await removeDatapath({ pinDir: node.pinDir, cgroupDir: node.cgroupRoot }).catch(() => undefined);
+  await node?.destroy();
+});
+node = await createNode({ prefix: 'mlkload' });
+const loc: DatapathLocation = { pinDir: node.pinDir, cgroupDir: node.cgroupRoot };
+
+/** How many meshlane programs sit on each hook of the node cgroup. */
+async function perHook(): Promise<Record<string, number>> {
+  const attached = await attachedPrograms(loc.cgroupDir);
+  return Object.fromEntries(CGROUP_PROGRAMS.map((p) => [p.attachType, attached.filter((a) => a.attach_type === p.shownAs).length]));
+}
+const ONE_EACH = Object.fromEntries(CGROUP_PROGRAMS.map((p) => [p.attachType, 1]));
+
+t.test('first install creates every map and attaches every program once', async (t) => {
+  const r = await installDatapath(loc, distBpfObject);
+  t.same(r.reusedMaps, []);
+  t.same([...r.createdMaps].sort(), [...ALL_MAPS].sort());
+  t.equal(r.programsReplaced, true);
+  t.equal(r.attached.length, CGROUP_PROGRAMS.length);
+  for (const m of ALL_MAPS) t.ok(existsSync(join(loc.pinDir, 'maps', m)), `map ${m} pinned`);
+  t.same(await perHook(), ONE_EACH, 'exactly one program on each hook');
+  t.notOk(existsSync(join(loc.pinDir, 'staging')), 'no staging left');
+});
+
+t.test('a second install changes nothing and keeps registrations', async (t) => {
+  const config = encodePodConfig(DEFAULT_INTERCEPTION);
+  await registerPod(loc.pinDir, { cgroupId: 4242n, ipv4: '10.1.2.3', ipv6: 'fd00::3', config });
+  const before = await attachedPrograms(loc.cgroupDir);
+  const r = await installDatapath(loc, distBpfObject);
+  t.same([...r.reusedMaps].sort(), [...ALL_MAPS].sort());
+  t.same(r.createdMaps, []);
+  t.equal(r.programsReplaced, false);
+  t.same(r.attached, []);
+  t.same(r.detached, []);
+  t.same((await attachedPrograms(loc.cgroupDir)).map((a) => a.id), before.map((a) => a.id), 'the same programs stay attached');
+  t.ok(await readPodByCgroup(loc.pinDir, 4242n), 'registration kept');
+  t.ok(await readPodConfig(loc.pinDir, '10.1.2.3'));
+  t.ok(await readPodConfig(loc.pinDir, 'fd00::3'));
+});
+
+t.test('programs of an older install are replaced without a gap, maps kept', async (t) => {
+  // An "older" meshlane attached next to ours (as after a restart that lost its pins).
+  const oldPins = join(loc.pinDir, 'old-install');
+  mkdirSync(oldPins);
+  await bpftool(['prog', 'loadall', distBpfObject, join(oldPins, 'progs'), 'pinmaps', join(oldPins, 'maps')]);
+  await bpftool(['cgroup', 'attach', loc.cgroupDir, 'connect4', 'pinned', join(oldPins, 'progs', 'ml_connect4'), 'multi']);
+  rmSync(join(loc.pinDir, 'progs'), { recursive: true, force: true });
+  rmSync(oldPins, { recursive: true, force: true });
+  const r = await installDatapath(loc, distBpfObject);
+  t.equal(r.programsReplaced, true);
+  t.ok(r.detached.length >= 2, `older programs detached: ${r.detached.join(', ')}`);
+  t.same(await perHook(), ONE_EACH, 'exactly one program on each hook');
+  t.ok(await readPodByCgroup(loc.pinDir, 4242n), 'registration kept through the replacement');
+});
+
+t.test('remove detaches everything and unpins', async (t) => {
+  await removeDatapath(loc);
+  t.same(await attachedPrograms(loc.cgroupDir), []);
+  t.same(await cgroupShow(loc.cgroupDir), [], 'nothing at all attached to the node cgroup');
+  t.notOk(existsSync(loc.pinDir));
+  await removeDatapath(loc);
+  t.pass('a second remove is fine');
+});
+
+t.test('clear errors: no bpffs, no cgroup v2, verifier rejection', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshlane-loader-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  await t.rejects(installDatapath({ pinDir: join(dir, 'pins'), cgroupDir: loc.cgroupDir }, distBpfObject), /not on a BPF filesystem: mount one with 'mount -t bpf bpf/);
+  await t.rejects(installDatapath({ pinDir: loc.pinDir, cgroupDir: dir }, distBpfObject), /is not a cgroup v2 directory/);
+
+  const bad = join(dir, 'rejected.o');
+  execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-I', '/usr/include/x86_64-linux-gnu', '-c', join(repoRoot, 'test/kernel/fixtures/rejected.bpf.c'), '-o', bad]);
+  const err = await installDatapath(loc, bad).then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  t.ok(err, 'the load fails');
+  t.match(err?.message, /verifier rejected a meshlane program/);
+  t.match(err?.message, /invalid|out of bounds|access/i, 'with the verifier\'s own words');
+  t.same(await attachedPrograms(loc.cgroupDir), [], 'nothing attached after a failed load');
+  await removeDatapath(loc);
+});
