@@ -16,7 +16,7 @@ export const ML_FAMILY_V6 = 10;
 export const POD_F = { MESHED: 1 << 0, HAS_V4: 1 << 1, HAS_V6: 1 << 2, DNS_CAPTURE: 1 << 3 } as const;
 export const CFG_F = { IN_PORTS_LISTED: 1 << 0, OUT_CIDRS_LISTED: 1 << 1, OUT_CIDRS_EXCL_ALL: 1 << 2 } as const;
 export const ODST_F = { OUTBOUND: 1 << 0, INBOUND: 1 << 1, V6_SOCKET: 1 << 2 } as const;
-export const SET_F = { SOCKMAP_REDIRECT: 1 << 0 } as const;
+export const SET_F = { SOCKMAP_REDIRECT: 1 << 0, SOCKMAP_PROXY_ONLY: 1 << 1 } as const;
 
 export interface PodCg {
   ip4: Uint8Array;

@@ -90,6 +90,7 @@ t.test('counter ids, flags and capacities match the header', async (t) => {
     ML_ODST_F_INBOUND: L.ODST_F.INBOUND,
     ML_ODST_F_V6_SOCKET: L.ODST_F.V6_SOCKET,
     ML_SET_F_SOCKMAP_REDIRECT: L.SET_F.SOCKMAP_REDIRECT,
+    ML_SET_F_SOCKMAP_PROXY_ONLY: L.SET_F.SOCKMAP_PROXY_ONLY,
     ML_CNT__COUNT: L.COUNTERS.length,
   };
   L.COUNTERS.forEach((c, i) => {
