@@ -11,8 +11,10 @@ fi
 
 # clang/llvm/libbpf-dev build bpf/; bpftool loads and pins; iproute2 makes the
 # sandbox netns and veths; containernetworking-plugins are the primary CNI the
-# plugin chains after; iptables is Istio's baseline; socat is a test peer.
-APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat)
+# plugin chains after; iptables is Istio's baseline; socat is a test peer;
+# gcc/libc6-dev build the C test programs in test/tools; openssl makes the test
+# certificates of the Kubernetes API tests.
+APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -24,6 +24,11 @@ export interface Runtime {
   binDirs: string[];
   /** runtimeConfig values offered for the capabilities a plugin declares. */
   capabilityArgs?: Json;
+  /**
+   * Run the plugins inside this named netns instead of the host's (a sandbox
+   * node's netns), so that host-side links such as the bridge stay out of the host.
+   */
+  runInNetns?: string;
 }
 
 export class PluginError extends Error {
@@ -64,7 +69,10 @@ export async function execPlugin(command: string, list: Conflist, plugin: Json, 
   const type = String(plugin['type']);
   const bin = findPlugin(type, rt.binDirs);
   const args = Object.entries(rt.args ?? {}).map(([k, v]) => `${k}=${v}`).join(';');
-  const r = await execa(bin, [], {
+  // nsenter switches only the network namespace; `ip netns exec` would also
+  // remount /sys and hide /sys/fs/bpf and /sys/fs/cgroup from the plugin.
+  const [file, argv] = rt.runInNetns ? ['nsenter', [`--net=/var/run/netns/${rt.runInNetns}`, '--', bin]] : [bin, []];
+  const r = await execa(file, argv, {
     input: JSON.stringify(pluginConfig(list, plugin, rt, prevResult)),
     env: {
       CNI_COMMAND: command,

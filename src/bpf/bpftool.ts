@@ -87,7 +87,8 @@ export async function mapLookup(pinned: string, key: Uint8Array): Promise<Uint8A
     const row = await bpftoolJson<Record<string, unknown>>(['map', 'lookup', 'pinned', pinned, 'key', 'hex', ...toHexArgs(key)]);
     return fromHexList(row['value']);
   } catch (err) {
-    if (err instanceof CommandError && /No such file or directory|not found/i.test(err.stderr)) return undefined;
+    // A missing key: bpftool -j prints `null` and exits non-zero. A missing map is an error.
+    if (err instanceof CommandError && err.stdout.trim() === 'null') return undefined;
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 // Registrations, settings and counters in the pinned maps.
 // The encoding is pure (ops from values); writing goes through one bpftool batch.
-import { toMapped16 } from './addr.js';
+import { fromMapped16, toMapped16 } from './addr.js';
 import { mapBatch, mapDump, mapLookup, percpuMapDump, type MapOp } from './bpftool.js';
 import { COUNTERS, POD_F, podCg, podConfig, settings, u32Key, u64Key, type CounterName, type PodCg, type PodConfig, type Settings } from './layout.js';
 import { MAP_NAMES, pinPaths } from './names.js';
@@ -58,11 +58,21 @@ export async function registerPod(pinDir: string, reg: PodRegistration): Promise
   await mapBatch(registerOps(pinDir, reg));
 }
 
-/** Remove what is there of a registration; entries already gone are fine. */
+/**
+ * Remove what is there of a registration; entries already gone are fine. An IP
+ * entry that another registered pod now owns (the IP was reused after this pod's
+ * DEL was missed) is left alone: it is that pod's interception config.
+ */
 export async function unregisterPod(pinDir: string, reg: Pick<PodRegistration, 'cgroupId' | 'ipv4' | 'ipv6'>): Promise<void> {
-  const ops = unregisterOps(pinDir, reg);
+  const p = pinPaths(pinDir);
+  const others = (await listPodsByCgroup(pinDir)).filter((e) => e.cgroupId !== reg.cgroupId);
+  const ownedByOther = (ip: string): boolean => {
+    const key = Buffer.from(toMapped16(ip));
+    return others.some((o) => key.equals(Buffer.from(o.pod.ip4)) || key.equals(Buffer.from(o.pod.ip6)));
+  };
   const present: MapOp[] = [];
-  for (const op of ops) {
+  for (const op of unregisterOps(pinDir, reg)) {
+    if (op.map === p.map(MAP_NAMES.podsByIp) && ownedByOther(fromMapped16(op.key))) continue;
     if ((await mapLookup(op.map, op.key)) !== undefined) present.push(op);
   }
   await mapBatch(present);

@@ -1,23 +1,174 @@
-// What the plugin does for each CNI command.
+// What the plugin does for each CNI command (DESIGN.md, "The CNI plugin").
 //
-// This build registers nothing yet: ADD hands the previous plugin's result on
-// unchanged, DEL/CHECK/GC/STATUS succeed. Pod registration replaces these.
+// Failure policy: a pod the mesh owns never starts without its interception
+// (ADD fails, the runtime retries); a pod the mesh does not own is never held
+// back: its ADD hands prevResult on and touches nothing.
+import { join } from 'node:path';
 import { CniError, CniErrorCode } from '../cni/errors.js';
-import type { CniHandlers } from '../cni/skel.js';
+import { sandboxIps } from '../cni/result.js';
+import type { CniHandlers, CniRequest } from '../cni/skel.js';
+import { validAttachments } from '../cni/gc.js';
+import { K8S_ARGS } from '../cni/env.js';
+import { isPodUid } from '../sys/pod-cgroup.js';
+import { withLock } from '../sys/lock.js';
+import { mkdirp } from '../sys/mkdirp.js';
+import { parsePluginConfig, type PluginConfig } from './config.js';
+import { datapathInstalled } from './datapath.js';
+import { PluginErrorCode, tryAgainLater } from './errors.js';
+import { lookupPod } from './pod-source.js';
+import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from './registration.js';
+import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from './state.js';
 
-export const handlers: CniHandlers = {
-  async add(req) {
-    if (!req.prevResult) {
-      throw new CniError(
-        CniErrorCode.InvalidNetworkConfig,
-        'meshlane is a chained plugin and got no prevResult: list it after the plugin that creates the pod interface',
-      );
+const LOCK_TIMEOUT_MS = 20_000;
+
+function lockPath(conf: PluginConfig): string {
+  mkdirp(conf.stateDir, 0o700);
+  return join(conf.stateDir, 'lock');
+}
+
+function stateError(conf: PluginConfig, err: unknown): CniError {
+  return new CniError(
+    PluginErrorCode.StateDir,
+    `cannot use the state dir ${conf.stateDir}: ${(err as Error).message}`,
+    'the state dir must be a writable host directory (state_dir in the plugin config)',
+  );
+}
+
+async function locked<T>(conf: PluginConfig, body: () => Promise<T>): Promise<T> {
+  let path: string;
+  try {
+    path = lockPath(conf);
+  } catch (err) {
+    throw stateError(conf, err);
+  }
+  try {
+    return await withLock(path, LOCK_TIMEOUT_MS, body);
+  } catch (err) {
+    if (err instanceof CniError) throw err;
+    if ((err as Error).name === 'LockTimeoutError') throw tryAgainLater((err as Error).message);
+    throw err;
+  }
+}
+
+function podName(req: CniRequest): { namespace: string; name: string; uid: string | undefined } | undefined {
+  const namespace = req.args.get(K8S_ARGS.namespace);
+  const name = req.args.get(K8S_ARGS.name);
+  if (!namespace || !name) return undefined;
+  return { namespace, name, uid: req.args.get(K8S_ARGS.uid) };
+}
+
+async function add(req: CniRequest) {
+  const conf = parsePluginConfig(req.config);
+  if (!req.prevResult) {
+    throw new CniError(
+      CniErrorCode.InvalidNetworkConfig,
+      'meshlane is a chained plugin and got no prevResult: list it after the plugin that creates the pod interface',
+    );
+  }
+  const prev = req.prevResult;
+  const who = podName(req);
+  if (!who) {
+    req.log.info('not a Kubernetes pod (no K8S_POD_NAMESPACE/K8S_POD_NAME): passing through');
+    return prev;
+  }
+  if (conf.excludeNamespaces.includes(who.namespace)) {
+    req.log.info('namespace excluded: passing through', { namespace: who.namespace });
+    return prev;
+  }
+  const lookup = await lookupPod(conf, req.config, who.namespace, who.name, req.log);
+  if (lookup.decision.meshed !== true) {
+    req.log.info('not a sidecar pod: passing through', { reason: lookup.decision.reason, source: lookup.source });
+    return prev;
+  }
+  if (!datapathInstalled(conf.bpfPinDir)) {
+    throw tryAgainLater(
+      `the meshlane datapath is not installed on this node (no maps in ${conf.bpfPinDir}); the sidecar pod ${who.namespace}/${who.name} must wait for it`,
+      'meshlane install (the DaemonSet) loads it; the runtime retries ADD',
+    );
+  }
+  if (!who.uid || !isPodUid(who.uid)) {
+    throw new CniError(PluginErrorCode.PodCgroupNotFound, `no valid K8S_POD_UID in CNI_ARGS for ${who.namespace}/${who.name}: meshlane finds the pod cgroup by it`);
+  }
+  const ips = sandboxIps(prev);
+  const ipv4 = ips.find((i) => i.family === 4)?.address;
+  const ipv6 = ips.find((i) => i.family === 6)?.address;
+  if (!ipv4 && !ipv6) {
+    throw new CniError(PluginErrorCode.NoPodIp, `the previous plugin's result has no IP for ${who.namespace}/${who.name}: nothing to register`);
+  }
+  const record = buildRecord(req, conf, lookup.pod, { ...who, uid: who.uid }, { ipv4, ipv6 });
+  await locked(conf, () => registerAttachment(conf, record, req.log));
+  req.log.info('registered', { ipv4, ipv6, cgroup: record.cgroupPath, cgroupId: record.cgroupId, source: lookup.source });
+  return prev;
+}
+
+async function del(req: CniRequest) {
+  const conf = parsePluginConfig(req.config);
+  if (!recordsPossible(conf.stateDir)) {
+    // ADD writes its record before anything else: without a records dir it registered nothing.
+    req.log.debug('no attachment records on this node: nothing to remove', { stateDir: conf.stateDir });
+    return;
+  }
+  await locked(conf, async () => {
+    let rec;
+    try {
+      rec = readRecord(conf.stateDir, req.containerId, req.ifname);
+    } catch (err) {
+      if (err instanceof CorruptRecordError) {
+        req.log.warn('unreadable attachment record removed; nothing else to undo', { error: err.message });
+        removeRecord(conf.stateDir, req.containerId, req.ifname);
+        return;
+      }
+      throw stateError(conf, err);
     }
-    req.log.debug('passing prevResult through');
-    return req.prevResult;
-  },
-  async del() {},
-  async check() {},
-  async gc() {},
-  async status() {},
-};
+    if (!rec) {
+      req.log.debug('no attachment record: nothing to remove');
+      return;
+    }
+    await unregisterAttachment(conf, rec, req.log);
+    req.log.info('unregistered', { ipv4: rec.ipv4, ipv6: rec.ipv6, cgroupId: rec.cgroupId });
+  });
+}
+
+async function check(req: CniRequest) {
+  const conf = parsePluginConfig(req.config);
+  const rec = readRecord(conf.stateDir, req.containerId, req.ifname);
+  if (!rec) {
+    const who = podName(req);
+    if (!who || conf.excludeNamespaces.includes(who.namespace)) return;
+    const lookup = await lookupPod(conf, req.config, who.namespace, who.name, req.log);
+    if (lookup.decision.meshed === true) {
+      throw new CniError(PluginErrorCode.CheckMismatch, `the sidecar pod ${who.namespace}/${who.name} has no meshlane registration`);
+    }
+    return;
+  }
+  const problem = await registrationMatches(conf, rec);
+  if (problem) throw new CniError(PluginErrorCode.CheckMismatch, `the registration of ${rec.namespace}/${rec.name} differs from what ADD wrote: ${problem}`);
+}
+
+async function gc(req: CniRequest) {
+  const conf = parsePluginConfig(req.config);
+  const valid = validAttachments(req.config);
+  if (!valid) {
+    req.log.info('GC without cni.dev/valid-attachments: nothing removed');
+    return;
+  }
+  const keep = new Set(valid.map((a) => `${a.containerID}@${a.ifname}`));
+  await locked(conf, async () => {
+    const { records, problems } = listRecords(conf.stateDir);
+    for (const p of problems) req.log.warn('unreadable attachment record skipped', { error: p });
+    for (const rec of records) {
+      if (keep.has(`${rec.containerId}@${rec.ifname}`)) continue;
+      await unregisterAttachment(conf, rec, req.log);
+      req.log.info('garbage-collected a stale attachment', { containerId: rec.containerId, pod: `${rec.namespace}/${rec.name}` });
+    }
+  });
+}
+
+async function status(req: CniRequest) {
+  const conf = parsePluginConfig(req.config);
+  if (!datapathInstalled(conf.bpfPinDir)) {
+    throw new CniError(CniErrorCode.PluginNotAvailable, `the meshlane datapath is not installed on this node (no maps in ${conf.bpfPinDir})`, 'meshlane install (the DaemonSet) loads it');
+  }
+}
+
+export const handlers: CniHandlers = { add, del, check, gc, status };

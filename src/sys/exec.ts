@@ -11,9 +11,11 @@ export class CommandError extends Error {
     readonly stderr: string,
     readonly durationMs: number,
     readonly reason?: string,
+    readonly stdout: string = '',
   ) {
     const how = reason ?? (signal ? `killed by ${signal}` : `exit code ${exitCode}`);
-    const detail = stderr.trim().split('\n').slice(-20).join('\n');
+    // bpftool -j reports its errors as JSON on stdout; other tools use stderr.
+    const detail = (stderr.trim() || stdout.trim().slice(0, 2000)).split('\n').slice(-20).join('\n');
     super(`${command.join(' ')} failed (${how}, ${Math.round(durationMs)} ms)${detail ? `: ${detail}` : ''}`);
   }
 }
@@ -46,7 +48,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
       : r.exitCode === undefined && !r.signal
         ? `could not start: ${r.originalMessage ?? r.shortMessage}`
         : undefined;
-    throw new CommandError([file, ...args], r.exitCode, r.signal, String(r.stderr ?? ''), durationMs, reason);
+    throw new CommandError([file, ...args], r.exitCode, r.signal, String(r.stderr ?? ''), durationMs, reason, String(r.stdout ?? ''));
   }
   return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
 }

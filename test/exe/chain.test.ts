@@ -43,7 +43,13 @@ for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
             dataDir: join(state, `ipam-${cniVersion}`),
           },
         },
-        { type: 'meshlane', log_file: join(state, 'meshlane.log'), log_level: 'debug' },
+        {
+          type: 'meshlane',
+          log_file: join(state, 'meshlane.log'),
+          log_level: 'debug',
+          state_dir: join(state, 'meshlane-state'),
+          capabilities: { 'io.kubernetes.cri.pod-annotations': true },
+        },
       ],
     };
     const rt = {
@@ -52,6 +58,8 @@ for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
       ifname: 'eth0',
       args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'chain-test', K8S_POD_UID: '11111111-2222-3333-4444-555555555555' },
       binDirs: [dirname(exe), cniPluginDir],
+      // A pod without Istio's annotations: meshlane hands the result on and registers nothing.
+      capabilityArgs: { 'io.kubernetes.cri.pod-annotations': { app: 'chain-test' } },
     };
 
     const bridgeOnly: Conflist = { ...list, plugins: [list.plugins[0] as Json] };

@@ -23,8 +23,18 @@ function env(command: string, extra: Record<string, string> = {}): Record<string
   };
 }
 
+// The runtime passes the pod's annotations (none here: not a sidecar pod, so the
+// plugin hands prevResult on without asking the Kubernetes API).
 function conf(cniVersion: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return { cniVersion, name: 'k8s-pod-network', type: 'meshlane', log_file: join(logDir, 'meshlane.log'), ...extra };
+  return {
+    cniVersion,
+    name: 'k8s-pod-network',
+    type: 'meshlane',
+    log_file: join(logDir, 'meshlane.log'),
+    state_dir: join(logDir, 'state'),
+    runtimeConfig: { 'io.kubernetes.cri.pod-annotations': { app: 'web' } },
+    ...extra,
+  };
 }
 
 const prev100 = {
@@ -87,14 +97,14 @@ t.test('DEL without prevResult and with an empty netns succeeds', async (t) => {
   t.equal(r.stdout, '');
 });
 
-t.test('GC and STATUS succeed at 1.1.0', async (t) => {
+t.test('GC succeeds at 1.1.0; STATUS says 50 where no datapath is installed', async (t) => {
   const gcEnv = { CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' };
   const gc = await runExe(gcEnv, JSON.stringify(conf('1.1.0', { 'cni.dev/valid-attachments': [] })));
   t.equal(gc.exitCode, 0, gc.stdout + gc.stderr);
   t.equal(gc.stdout, '');
-  const st = await runExe({ CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(conf('1.1.0')));
-  t.equal(st.exitCode, 0, st.stdout + st.stderr);
-  t.equal(st.stdout, '');
+  const st = await runExe({ CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(conf('1.1.0', { bpf_pin_dir: join(logDir, 'no-pins') })));
+  t.equal(st.exitCode, 1, st.stdout + st.stderr);
+  t.match(parseSingleJson(st.stdout), { code: 50, msg: /datapath is not installed/ });
 });
 
 interface Case {

@@ -1,0 +1,130 @@
+// From a sidecar pod to its entries in the maps and its attachment record, and back.
+import { CniError } from '../cni/errors.js';
+import type { CniRequest } from '../cni/skel.js';
+import { podCg, podConfig } from '../bpf/layout.js';
+import { ConfigLimitError, encodePodConfig } from '../bpf/pod-config.js';
+import { podCgValue, readPodByCgroup, readPodConfig, registerPod, unregisterPod, type PodRegistration } from '../bpf/registry.js';
+import { POD_F } from '../bpf/layout.js';
+import type { Logger } from '../log/logger.js';
+import { AnnotationError, dnsCapture, parseInterceptionAnnotations, proxyIdentity, type PodInfo } from '../mesh/index.js';
+import { findPodCgroup } from '../sys/pod-cgroup.js';
+import type { PluginConfig } from './config.js';
+import { datapathInstalled } from './datapath.js';
+import { PluginErrorCode } from './errors.js';
+import { STATE_VERSION, removeRecord, writeRecord, type AttachmentRecord } from './state.js';
+
+export function buildRecord(
+  req: CniRequest,
+  conf: PluginConfig,
+  pod: PodInfo,
+  who: { namespace: string; name: string; uid: string },
+  ips: { ipv4: string | undefined; ipv6: string | undefined },
+): AttachmentRecord {
+  let interception;
+  try {
+    const parsed = parseInterceptionAnnotations(pod.annotations);
+    interception = parsed.config;
+    for (const note of parsed.notes) req.log.warn(note, { pod: `${who.namespace}/${who.name}` });
+    encodePodConfig(interception); // the limits of the maps, checked before anything is written
+  } catch (err) {
+    if (err instanceof AnnotationError || err instanceof ConfigLimitError || err instanceof RangeError) {
+      throw new CniError(
+        PluginErrorCode.InvalidAnnotation,
+        `pod ${who.namespace}/${who.name}: ${err.message}`,
+        'fix the annotation; meshlane does not start a sidecar pod whose interception it cannot apply',
+      );
+    }
+    throw err;
+  }
+  const cg = findPodCgroup(conf.cgroupRoot, who.uid);
+  if (!cg) {
+    throw new CniError(
+      PluginErrorCode.PodCgroupNotFound,
+      `the cgroup of pod ${who.namespace}/${who.name} (uid ${who.uid}) is not under ${conf.cgroupRoot}`,
+      'kubelet creates it before the sandbox; check cgroup_root in the meshlane plugin config (the cgroup v2 mount kubelet uses)',
+    );
+  }
+  const identity = proxyIdentity(pod);
+  const rec: AttachmentRecord = {
+    version: STATE_VERSION,
+    containerId: req.containerId,
+    ifname: req.ifname,
+    netns: req.netns,
+    namespace: who.namespace,
+    name: who.name,
+    podUid: who.uid,
+    cgroupPath: cg.path,
+    cgroupId: cg.id.toString(),
+    proxyUid: identity.uid,
+    proxyGid: identity.gid,
+    dnsCapture: dnsCapture(pod, conf.dnsCapture),
+    interception,
+    createdAt: new Date().toISOString(),
+  };
+  if (ips.ipv4) rec.ipv4 = ips.ipv4;
+  if (ips.ipv6) rec.ipv6 = ips.ipv6;
+  return rec;
+}
+
+export function registrationOf(rec: AttachmentRecord): PodRegistration {
+  return {
+    cgroupId: BigInt(rec.cgroupId),
+    ipv4: rec.ipv4,
+    ipv6: rec.ipv6,
+    extraFlags: rec.dnsCapture ? POD_F.DNS_CAPTURE : 0,
+    proxyUid: rec.proxyUid,
+    proxyGid: rec.proxyGid,
+    config: encodePodConfig(rec.interception),
+  };
+}
+
+/** Record first (so DEL can undo a half-done ADD), then the maps; on failure both are rolled back. */
+export async function registerAttachment(conf: PluginConfig, rec: AttachmentRecord, log: Logger): Promise<void> {
+  try {
+    writeRecord(conf.stateDir, rec);
+  } catch (err) {
+    throw new CniError(PluginErrorCode.StateDir, `cannot write the attachment record in ${conf.stateDir}: ${(err as Error).message}`, 'state_dir must be a writable host directory');
+  }
+  const reg = registrationOf(rec);
+  try {
+    await registerPod(conf.bpfPinDir, reg);
+  } catch (err) {
+    log.error('registration failed; rolling back', { error: (err as Error).message });
+    await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: (e as Error).message }));
+    removeRecord(conf.stateDir, rec.containerId, rec.ifname);
+    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot register pod ${rec.namespace}/${rec.name} in the BPF maps under ${conf.bpfPinDir}`, (err as Error).message);
+  }
+}
+
+/** Maps first, then the record. With the datapath gone there is nothing in the maps to remove. */
+export async function unregisterAttachment(conf: PluginConfig, rec: AttachmentRecord, log: Logger): Promise<void> {
+  if (datapathInstalled(conf.bpfPinDir)) {
+    try {
+      await unregisterPod(conf.bpfPinDir, { cgroupId: BigInt(rec.cgroupId), ipv4: rec.ipv4, ipv6: rec.ipv6 });
+    } catch (err) {
+      throw new CniError(PluginErrorCode.RegistrationFailed, `cannot remove pod ${rec.namespace}/${rec.name} from the BPF maps under ${conf.bpfPinDir}`, (err as Error).message);
+    }
+  } else {
+    log.info('the datapath is not installed: only the record is removed');
+  }
+  removeRecord(conf.stateDir, rec.containerId, rec.ifname);
+}
+
+const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
+
+/** undefined when the maps hold exactly what the record says; else what differs. */
+export async function registrationMatches(conf: PluginConfig, rec: AttachmentRecord): Promise<string | undefined> {
+  if (!datapathInstalled(conf.bpfPinDir)) return `the datapath is not installed (no maps in ${conf.bpfPinDir})`;
+  const reg = registrationOf(rec);
+  const cg = await readPodByCgroup(conf.bpfPinDir, reg.cgroupId);
+  if (!cg) return `no entry for cgroup ${rec.cgroupId}`;
+  if (!same(podCg.encode(cg), podCg.encode(podCgValue(reg)))) return `the entry for cgroup ${rec.cgroupId} differs`;
+  const want = podConfig.encode(reg.config);
+  for (const ip of [rec.ipv4, rec.ipv6]) {
+    if (!ip) continue;
+    const got = await readPodConfig(conf.bpfPinDir, ip);
+    if (!got) return `no config for ${ip}`;
+    if (!same(podConfig.encode(got), want)) return `the config for ${ip} differs`;
+  }
+  return undefined;
+}

@@ -1,0 +1,110 @@
+// One small record per attachment (container id + interface), written at ADD
+// before the maps, so DEL, CHECK and GC know exactly what to remove without the
+// pod, its netns or its cgroup. Files are written atomically, mode 0600.
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { InterceptionConfig } from '../bpf/pod-config.js';
+import { writeFileAtomic } from '../sys/atomic-write.js';
+import { mkdirp } from '../sys/mkdirp.js';
+
+export const STATE_VERSION = 1;
+
+export interface AttachmentRecord {
+  version: typeof STATE_VERSION;
+  containerId: string;
+  ifname: string;
+  netns: string;
+  namespace: string;
+  name: string;
+  podUid: string;
+  cgroupPath: string;
+  /** decimal string: JSON has no 64-bit integers */
+  cgroupId: string;
+  ipv4?: string;
+  ipv6?: string;
+  proxyUid: number;
+  proxyGid: number;
+  dnsCapture: boolean;
+  interception: InterceptionConfig;
+  createdAt: string;
+}
+
+export function attachmentsDir(stateDir: string): string {
+  return join(stateDir, 'attachments');
+}
+
+/** Container ids never hold '@' (the CNI spec's [a-zA-Z0-9_.-]); interface names never hold '/'. */
+export function recordPath(stateDir: string, containerId: string, ifname: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(containerId) || ifname.includes('/') || ifname === '' || ifname === '.' || ifname === '..') {
+    throw new TypeError(`unsafe attachment name ${JSON.stringify(containerId)}/${JSON.stringify(ifname)}`);
+  }
+  return join(attachmentsDir(stateDir), `${containerId}@${ifname}.json`);
+}
+
+/** false when no record can exist (the dir is missing, or a path component is not a dir). */
+export function recordsPossible(stateDir: string): boolean {
+  try {
+    return statSync(attachmentsDir(stateDir)).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw err;
+  }
+}
+
+export function writeRecord(stateDir: string, rec: AttachmentRecord): void {
+  mkdirp(attachmentsDir(stateDir), 0o700);
+  writeFileAtomic(recordPath(stateDir, rec.containerId, rec.ifname), `${JSON.stringify(rec, null, 2)}\n`, 0o600);
+}
+
+function isRecord(v: unknown): v is AttachmentRecord {
+  if (!v || typeof v !== 'object') return false;
+  const r = v as Record<string, unknown>;
+  return r['version'] === STATE_VERSION && typeof r['containerId'] === 'string' && typeof r['ifname'] === 'string' && typeof r['cgroupId'] === 'string' && /^\d+$/.test(r['cgroupId']);
+}
+
+export class CorruptRecordError extends Error {
+  override name = 'CorruptRecordError';
+}
+
+export function readRecord(stateDir: string, containerId: string, ifname: string): AttachmentRecord | undefined {
+  const path = recordPath(stateDir, containerId, ifname);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new CorruptRecordError(`${path} is not valid JSON`);
+  }
+  if (!isRecord(parsed)) throw new CorruptRecordError(`${path} is not a meshlane attachment record`);
+  return parsed;
+}
+
+export function removeRecord(stateDir: string, containerId: string, ifname: string): void {
+  rmSync(recordPath(stateDir, containerId, ifname), { force: true });
+}
+
+/** Every record in the state dir; unreadable ones are reported, not thrown. */
+export function listRecords(stateDir: string): { records: AttachmentRecord[]; problems: string[] } {
+  const dir = attachmentsDir(stateDir);
+  if (!existsSync(dir)) return { records: [], problems: [] };
+  const records: AttachmentRecord[] = [];
+  const problems: string[] = [];
+  for (const f of readdirSync(dir)) {
+    const m = /^([A-Za-z0-9][A-Za-z0-9_.-]*)@(.+)\.json$/.exec(f);
+    if (!m) continue;
+    try {
+      const rec = readRecord(stateDir, m[1] ?? '', m[2] ?? '');
+      if (rec) records.push(rec);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  return { records, problems };
+}
