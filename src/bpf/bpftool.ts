@@ -74,6 +74,11 @@ export async function mapDump(pinned: string): Promise<MapEntry[]> {
   return rows.map((r) => ({ key: fromHexList(r['key']), value: fromHexList(r['value']) }));
 }
 
+/** How many entries a map holds (any map type). */
+export async function mapCount(pinned: string): Promise<number> {
+  return (await bpftoolJson<unknown[]>(['map', 'dump', 'pinned', pinned])).length;
+}
+
 export async function percpuMapDump(pinned: string): Promise<PercpuMapEntry[]> {
   const rows = await bpftoolJson<Array<Record<string, unknown>>>(['map', 'dump', 'pinned', pinned]);
   return rows.map((r) => ({

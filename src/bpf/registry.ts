@@ -1,7 +1,7 @@
 // Registrations, settings and counters in the pinned maps.
 // The encoding is pure (ops from values); writing goes through one bpftool batch.
 import { fromMapped16, toMapped16 } from './addr.js';
-import { mapBatch, mapDump, mapLookup, percpuMapDump, type MapOp } from './bpftool.js';
+import { mapBatch, mapCount, mapDump, mapLookup, percpuMapDump, type MapOp } from './bpftool.js';
 import { COUNTERS, POD_F, podCg, podConfig, settings, u32Key, u64Key, type CounterName, type PodCg, type PodConfig, type Settings } from './layout.js';
 import { MAP_NAMES, pinPaths } from './names.js';
 
@@ -94,7 +94,7 @@ export async function listPodsByCgroup(pinDir: string): Promise<Array<{ cgroupId
 }
 
 export async function mapEntryCount(pinDir: string, map: string): Promise<number> {
-  return (await mapDump(pinPaths(pinDir).map(map))).length;
+  return mapCount(pinPaths(pinDir).map(map));
 }
 
 export async function writeSettings(pinDir: string, value: Settings): Promise<void> {

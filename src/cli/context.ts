@@ -15,7 +15,4 @@ export interface CliCommand {
   run(args: readonly string[], ctx: CliContext): Promise<number>;
 }
 
-/** A mistake in how the command was called: printed without a stack, exit code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
+export { UsageError } from '../usage-error.js';

@@ -12,14 +12,17 @@ function ctx(): { stdout: PassThrough; stderr: PassThrough; env: Record<string, 
   return { stdout, stderr, env: {}, out: () => Buffer.concat(o).toString(), err: () => Buffer.concat(e).toString() };
 }
 
-t.test('commands of later work answer clearly instead of crashing', async (t) => {
+t.test('a bad flag of the node commands is a usage error, not a crash', async (t) => {
   for (const name of ['install', 'uninstall', 'status']) {
     const c = ctx();
-    const code = await runCli([name], c);
-    t.equal(code, 69, name);
-    t.match(c.err(), new RegExp(`meshlane ${name}: not available in this build`));
+    const code = await runCli([name, '--no-such-flag'], c);
+    t.equal(code, 2, name);
+    t.match(c.err(), new RegExp(`meshlane ${name}: .*no-such-flag`));
     t.equal(c.out(), '');
   }
+  const c = ctx();
+  t.equal(await runCli(['install', '--pin-dir', 'relative/path'], c), 2);
+  t.match(c.err(), /--pin-dir: "relative\/path" is not an absolute path/);
 });
 
 t.test('help for one command', async (t) => {

@@ -1,0 +1,220 @@
+// The node installer's work, one level-triggered pass at a time (Istio's
+// install loop): every pass checks each piece and writes only what is not right.
+//   1. the plugin binary in the CNI bin dir (temp file + rename; skipped when identical)
+//   2. bpffs mounted; the datapath loaded and attached (maps reused, programs swapped)
+//   3. the settings map
+//   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
+//   5. the entry in the primary conflist
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type InstallReport } from '../bpf/loader.js';
+import { CGROUP_PROGRAMS } from '../bpf/names.js';
+import { SET_F } from '../bpf/layout.js';
+import { writeSettings } from '../bpf/registry.js';
+import type { Logger } from '../log/logger.js';
+import { listRecords } from '../plugin/state.js';
+import { writeFileAtomic } from '../sys/atomic-write.js';
+import { run } from '../sys/exec.js';
+import { findCgroup2Mount, isBpffs } from '../sys/fsinfo.js';
+import { mkdirp } from '../sys/mkdirp.js';
+import { placeBinary } from './binary.js';
+import { dropOriginal, fileMode, listOriginals, loadOriginal, readConfigFiles, saveOriginal, writeConfig } from './cni-dir.js';
+import { hasEntry, originalToKeep, planInstall, planRestore, type RestorePlan } from './conflist.js';
+import { pluginEntry } from './entry.js';
+import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
+import type { InstallOptions } from './options.js';
+
+export const PLUGIN_NAME = 'meshlane';
+
+export interface InstallerEnv {
+  log: Logger;
+  env: Readonly<Record<string, string | undefined>>;
+  /** The executable to place in the CNI bin dir (the running SEA); undefined: not placed. */
+  selfExe: string | undefined;
+  /** Path of the eBPF object to load. */
+  bpfObject(): Promise<string>;
+  /** Service account dir (tests point it elsewhere). */
+  serviceAccountDir?: string;
+}
+
+export interface PassResult {
+  datapath: boolean;
+  conflist: boolean;
+  /** The conflist file that holds the entry. */
+  conflistFile?: string;
+  reason: string;
+  /** Whether this pass rewrote the conflist. */
+  wroteConflist: boolean;
+}
+
+export function resolveCgroupRoot(opts: InstallOptions): string {
+  const root = opts.cgroupRoot ?? findCgroup2Mount();
+  if (!root) throw new Error('no cgroup2 mount in /proc/mounts: meshlane needs cgroup v2 (mount it, or pass --cgroup-root)');
+  return root;
+}
+
+export async function ensureBpffs(bpffs: string, log: Logger): Promise<void> {
+  if (isBpffs(bpffs)) return;
+  mkdirp(bpffs);
+  log.info('mounting the BPF filesystem', { path: bpffs });
+  await run('mount', ['-t', 'bpf', 'bpf', bpffs]);
+}
+
+export class Installer {
+  readonly cgroupRoot: string;
+  readonly loc: DatapathLocation;
+  private lastToken: string | undefined;
+
+  constructor(
+    readonly opts: InstallOptions,
+    readonly env: InstallerEnv,
+  ) {
+    this.cgroupRoot = resolveCgroupRoot(opts);
+    this.loc = { pinDir: opts.pinDir, cgroupDir: this.cgroupRoot };
+  }
+
+  placeBinary(): void {
+    if (!this.env.selfExe) {
+      this.env.log.warn('not running as the meshlane executable: the plugin binary is not placed', { cniBinDir: this.opts.cniBinDir });
+      return;
+    }
+    mkdirp(this.opts.cniBinDir);
+    const target = join(this.opts.cniBinDir, PLUGIN_NAME);
+    if (placeBinary(this.env.selfExe, target)) this.env.log.info('placed the plugin binary', { path: target });
+  }
+
+  /** Load (or reload) and attach the datapath. Idempotent. */
+  async installDatapath(): Promise<InstallReport> {
+    await ensureBpffs(this.opts.bpffs, this.env.log);
+    const report = await installDatapath(this.loc, await this.env.bpfObject());
+    this.env.log.info('datapath ready', { ...report, pinDir: this.opts.pinDir, cgroupRoot: this.cgroupRoot });
+    await this.writeSettings();
+    return report;
+  }
+
+  async writeSettings(): Promise<void> {
+    const flags = this.opts.sockmap === 'off' ? 0 : this.opts.sockmap === 'on' ? SET_F.SOCKMAP_REDIRECT : SET_F.SOCKMAP_REDIRECT | SET_F.SOCKMAP_PROXY_ONLY;
+    await writeSettings(this.opts.pinDir, {
+      proxy_uid: this.opts.proxyUid,
+      proxy_gid: this.opts.proxyGid,
+      outbound_port: 15001,
+      inbound_port: 15006,
+      dns_port: 15053,
+      flags,
+    });
+  }
+
+  /** Every hook holds exactly one meshlane program. */
+  async datapathAttached(): Promise<boolean> {
+    if (!existsSync(this.opts.pinDir)) return false;
+    const attached = await attachedPrograms(this.cgroupRoot).catch(() => []);
+    return CGROUP_PROGRAMS.every((p) => attached.filter((a) => a.attach_type === p.shownAs).length === 1);
+  }
+
+  /** Write the kubeconfig when in a cluster and its content changed (token rotation). */
+  writeKubeconfig(): void {
+    if (!this.env.env['KUBERNETES_SERVICE_HOST']) return;
+    const input = kubeconfigFromServiceAccount(this.env.env, this.env.serviceAccountDir);
+    const text = renderKubeconfig(input);
+    let current: string | undefined;
+    try {
+      current = readFileSync(this.opts.kubeconfig, 'utf8');
+    } catch {
+      current = undefined;
+    }
+    if (current === text) return;
+    mkdirp(join(this.opts.kubeconfig, '..'), 0o755);
+    writeFileAtomic(this.opts.kubeconfig, text, 0o600);
+    this.env.log.info(this.lastToken === undefined ? 'wrote the plugin kubeconfig' : 'rewrote the plugin kubeconfig (token rotated)', { path: this.opts.kubeconfig });
+    this.lastToken = input.token;
+  }
+
+  entry(): Record<string, unknown> {
+    return pluginEntry(this.opts, this.cgroupRoot);
+  }
+
+  /** Put the entry in the primary conflist if it is not there (right) already. */
+  ensureConflist(): Pick<PassResult, 'conflist' | 'conflistFile' | 'reason' | 'wroteConflist'> {
+    const dir = this.opts.cniNetDir;
+    const { files, unreadable } = readConfigFiles(dir);
+    for (const u of unreadable) this.env.log.warn('CNI config skipped: unreadable', { file: u.name, reason: u.reason });
+    const candidates = this.opts.confName ? files.filter((f) => f.name === this.opts.confName) : files;
+    const plan = planInstall(candidates, this.entry());
+    for (const s of plan.skipped) this.env.log.warn('CNI config skipped: not a valid config', { file: s.name, reason: s.reason });
+    switch (plan.action) {
+      case 'wait':
+        return { conflist: false, reason: `waiting for a CNI config in ${dir}${this.opts.confName ? ` named ${this.opts.confName}` : ''} (${plan.reason})`, wroteConflist: false };
+      case 'refuse':
+        this.env.log.error('cannot chain into the primary CNI config', { file: plan.primary.name, reason: plan.reason });
+        return { conflist: false, conflistFile: plan.primary.name, reason: plan.reason, wroteConflist: false };
+      case 'none':
+        return { conflist: true, conflistFile: plan.primary.name, reason: 'chained', wroteConflist: false };
+      case 'write': {
+        const saved = loadOriginal(this.opts.stateDir, plan.primary.name);
+        saveOriginal(this.opts.stateDir, originalToKeep(saved, plan.primary));
+        writeConfig(dir, plan.write, fileMode(dir, plan.primary.name));
+        if (plan.remove) rmSync(join(dir, plan.remove), { force: true });
+        this.env.log.info('chained meshlane into the CNI config', { file: plan.write.name, from: plan.primary.name });
+        return { conflist: true, conflistFile: plan.write.name, reason: 'chained', wroteConflist: true };
+      }
+    }
+  }
+
+  /** One full pass. */
+  async pass(opts: { datapath: boolean }): Promise<PassResult> {
+    this.placeBinary();
+    if (opts.datapath || !(await this.datapathAttached())) await this.installDatapath();
+    this.writeKubeconfig();
+    const c = this.ensureConflist();
+    const datapath = await this.datapathAttached();
+    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached' };
+  }
+
+  /** Take meshlane off the node. Returns what it could not do (as warnings). */
+  async uninstall(): Promise<string[]> {
+    const warnings: string[] = [];
+    // 1. The conflist entry first: no new pod is handed to a plugin that is going away.
+    const dir = this.opts.cniNetDir;
+    const { files } = readConfigFiles(dir);
+    const originals = listOriginals(this.opts.stateDir);
+    for (const original of originals) {
+      const converted = original.name.replace(/\.(conf|json)$/, '.conflist');
+      const currentName = files.some((f) => f.name === original.name && hasEntry(f.bytes, f.name)) ? original.name : converted;
+      const current = files.find((f) => f.name === currentName);
+      const atOriginal = currentName !== original.name ? files.find((f) => f.name === original.name)?.bytes : undefined;
+      const plan = planRestore({ original, current, atOriginalName: atOriginal });
+      this.applyRestore(plan);
+      this.env.log.info('CNI config restored', { file: original.name, action: plan.action, reason: plan.reason });
+      dropOriginal(this.opts.stateDir, original.name);
+    }
+    for (const f of readConfigFiles(dir).files) {
+      if (!hasEntry(f.bytes, f.name)) continue;
+      const plan = planRestore({ original: f, current: f });
+      if (plan.action === 'strip' && plan.write) {
+        writeConfig(dir, plan.write, fileMode(dir, f.name));
+        this.env.log.info('removed the meshlane entry', { file: f.name });
+      }
+    }
+    // 2. The datapath.
+    const detached = await removeDatapath(this.loc);
+    this.env.log.info('datapath removed', { detached, pinDir: this.opts.pinDir });
+    // 3. The kubeconfig.
+    rmSync(this.opts.kubeconfig, { force: true });
+    // 4. The binary, only when no pod still needs its DEL.
+    const { records } = listRecords(this.opts.stateDir);
+    const bin = join(this.opts.cniBinDir, PLUGIN_NAME);
+    if (records.length > 0) {
+      warnings.push(`${records.length} pod(s) still have meshlane attachment records in ${this.opts.stateDir}: ${bin} stays so that their CNI DEL works; run 'meshlane uninstall' again once they are gone`);
+    } else {
+      rmSync(bin, { force: true });
+    }
+    return warnings;
+  }
+
+  private applyRestore(plan: RestorePlan): void {
+    const dir = this.opts.cniNetDir;
+    // A restored X.conf takes the mode of the X.conflist it replaces.
+    if (plan.write) writeConfig(dir, plan.write, fileMode(dir, plan.write.name, fileMode(dir, plan.remove ?? plan.write.name)));
+    if (plan.remove) rmSync(join(dir, plan.remove), { force: true });
+  }
+}

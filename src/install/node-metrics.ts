@@ -1,0 +1,35 @@
+// What /metrics shows: the installer's state, map entry counts, the datapath counters.
+import { existsSync } from 'node:fs';
+import { COUNTERS } from '../bpf/layout.js';
+import { ALL_MAPS, pinPaths } from '../bpf/names.js';
+import { mapEntryCount, readCounters } from '../bpf/registry.js';
+import type { LoopState } from './loop.js';
+import { renderPrometheus, type Metric } from './metrics.js';
+
+export async function nodeMetrics(state: LoopState, pinDir: string): Promise<string> {
+  const metrics: Metric[] = [
+    { name: 'meshlane_install_ready', help: '1 when the datapath is attached and the CNI config holds the meshlane entry', type: 'gauge', samples: [{ value: state.ready ? 1 : 0 }] },
+    { name: 'meshlane_install_passes_total', help: 'install loop passes', type: 'counter', samples: [{ value: state.passes }] },
+    { name: 'meshlane_install_conflist_writes_total', help: 'times the meshlane entry was written into the CNI config', type: 'counter', samples: [{ value: state.conflistWrites }] },
+  ];
+  const p = pinPaths(pinDir);
+  const maps = [];
+  for (const m of ALL_MAPS) {
+    if (!existsSync(p.map(m))) continue;
+    const n = await mapEntryCount(pinDir, m).catch(() => undefined);
+    if (n !== undefined) maps.push({ labels: { map: m }, value: n });
+  }
+  metrics.push({ name: 'meshlane_map_entries', help: 'entries in each pinned BPF map', type: 'gauge', samples: maps });
+  if (existsSync(p.map('ml_counters'))) {
+    const c = await readCounters(pinDir).catch(() => undefined);
+    if (c) {
+      metrics.push({
+        name: 'meshlane_datapath_events_total',
+        help: 'what the eBPF programs did, by event (summed over CPUs)',
+        type: 'counter',
+        samples: COUNTERS.map((k) => ({ labels: { event: k }, value: c[k] })),
+      });
+    }
+  }
+  return renderPrometheus(metrics);
+}
