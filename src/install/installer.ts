@@ -18,7 +18,7 @@ import { run } from '../sys/exec.js';
 import { findCgroup2Mount, isBpffs } from '../sys/fsinfo.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { placeBinary } from './binary.js';
-import { dropOriginal, fileMode, listOriginals, loadOriginal, readConfigFiles, saveOriginal, writeConfig } from './cni-dir.js';
+import { dropOriginal, fileMode, listOriginals, loadOriginal, readConfigFiles, removeStaleTemps, saveOriginal, writeConfig } from './cni-dir.js';
 import { hasEntry, originalToKeep, planInstall, planRestore, type RestorePlan } from './conflist.js';
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
@@ -160,8 +160,12 @@ export class Installer {
     }
   }
 
-  /** One full pass. */
+  /** One full pass. `datapath: true` (the first pass) also reloads the programs and tidies up. */
   async pass(opts: { datapath: boolean }): Promise<PassResult> {
+    if (opts.datapath) {
+      const removed = removeStaleTemps(this.opts.cniNetDir);
+      if (removed.length) this.env.log.info('removed temp files of an interrupted write', { files: removed });
+    }
     this.placeBinary();
     if (opts.datapath || !(await this.datapathAttached())) await this.installDatapath();
     this.writeKubeconfig();

@@ -11,7 +11,7 @@
 //
 // mlpeer client --connect IP:PORT|[IP6]:PORT [--bind ADDR] [--bytes N (1024)]
 //               [--mode echo|send|recv] [--half-close] [--read plain|fionread|splice]
-//               [--fionread-min M (1)] [--chunk C (65536)] [--concurrency K (1)]
+//               [--fionread-min M (1)] [--chunk C (65536)] [--concurrency K (1)] [--pause-ms P (0)]
 //               [--timeout-ms T (10000)]
 //   echo: sends N bytes of the pattern, reads N back and checks them; with
 //         --half-close shuts its write side after sending and expects EOF.
@@ -185,6 +185,7 @@ static enum rmode c_read = R_PLAIN;
 static int c_half_close = 0;
 static unsigned long long c_fionread_min = 1;
 static size_t c_chunk = 65536;
+static unsigned long c_pause_ms = 0; /* client: sleep after each chunk sent (a slow, long-lived connection) */
 static int c_timeout_ms = 10000;
 static int64_t c_deadline;
 
@@ -282,6 +283,7 @@ static void *client_conn(void *arg) {
       ssize_t w = send(fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (w < 0 && errno != EAGAIN && errno != EINTR) { cfail(r, "write", errno, "send"); goto done; }
       if (w > 0) r->sent += (unsigned long long)w;
+      if (w > 0 && c_pause_ms > 0) usleep((useconds_t)(c_pause_ms * 1000));
     }
     if (!reading_done && (p.revents & (POLLIN | POLLERR | POLLHUP) || c_read == R_FIONREAD)) {
       unsigned long long exp_left = r->received < expect ? expect - r->received : 0;
@@ -336,6 +338,7 @@ static int client_main(int argc, char **argv) {
     else if (strcmp(f, "--read") == 0) rmode = v;
     else if (strcmp(f, "--fionread-min") == 0) c_fionread_min = (unsigned long long)parse_num(v, f);
     else if (strcmp(f, "--chunk") == 0) c_chunk = (size_t)parse_num(v, f);
+    else if (strcmp(f, "--pause-ms") == 0) c_pause_ms = (unsigned long)parse_num(v, f);
     else if (strcmp(f, "--concurrency") == 0) conc = (int)parse_num(v, f);
     else if (strcmp(f, "--timeout-ms") == 0) c_timeout_ms = (int)parse_num(v, f);
     else { fprintf(stderr, "mlpeer: unknown client flag %s\n", f); return 2; }
