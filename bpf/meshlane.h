@@ -231,7 +231,19 @@ enum ml_counter {
 	ML_CNT_ERR_NO_POD_CONFIG = 20,     /* pod in ml_pods_cg but its IP not in ml_pods_ip: passed */
 	ML_CNT_ERR_BUFFER = 21,            /* getsockopt buffer too small for the sockaddr: passed */
 	ML_CNT_SOCKOPS_CONNECT_FAILED = 22, /* redirected connect closed before established: cookie record dropped */
-	ML_CNT__COUNT = 23,
+	/* DNS capture (cgroup sendmsg/recvmsg, issue 6) */
+	ML_CNT_DNS_REDIRECTED = 23,        /* UDP to port 53 of a pod with DNS capture -> dns_port on loopback */
+	ML_CNT_DNS_PASS = 24,              /* UDP sendmsg left alone (no capture, proxy uid, not port 53) */
+	ML_CNT_DNS_REPLY_REWRITTEN = 25,   /* recvmsg: the reply's source set back to the server asked */
+	ML_CNT_ERR_DNS_RECORD = 26,        /* the original-server record could not be written */
+	/* Inbound from other nodes (tc in the pod netns, issue 6) */
+	ML_CNT_TC_IN_REDIRECTED = 27,      /* TCP to a captured pod port steered to the inbound listener */
+	ML_CNT_TC_IN_PASS = 28,            /* ingress packet left alone (not TCP, not to the pod, proxy port ...) */
+	ML_CNT_TC_IN_EXCLUDED = 29,        /* ingress TCP to an excluded inbound port or the status port */
+	ML_CNT_TC_OUT_RESTORED = 30,       /* egress reply: source port set back to the original port */
+	ML_CNT_TC_UNSUPPORTED = 31,        /* packet passed untouched: IPv6 extension headers, fragments ... */
+	ML_CNT_ERR_TC_NAT = 32,            /* the per-connection record could not be written: packet passed */
+	ML_CNT__COUNT = 33,
 };
 
 /* ------------------------------------------------------------------------

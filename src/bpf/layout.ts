@@ -180,6 +180,16 @@ export const COUNTERS = [
   'err_no_pod_config',
   'err_buffer',
   'sockops_connect_failed',
+  'dns_redirected',
+  'dns_pass',
+  'dns_reply_rewritten',
+  'err_dns_record',
+  'tc_in_redirected',
+  'tc_in_pass',
+  'tc_in_excluded',
+  'tc_out_restored',
+  'tc_unsupported',
+  'err_tc_nat',
 ] as const;
 
 export type CounterName = (typeof COUNTERS)[number];
