@@ -82,6 +82,8 @@ async function bundle() {
     target: `node${NODE_TARGET_VERSION}`,
     format: 'cjs',
     sourcemap: false,
+    minify: true,
+    keepNames: true,
     legalComments: 'none',
     loader: { '.o': 'binary' },
     define: {
