@@ -112,7 +112,8 @@ export function parseOptions(args: readonly string[], env: Readonly<Record<strin
   };
   const path = (flag: string): string | undefined => {
     const v = raw(flag);
-    if (v === undefined) return undefined;
+    // An empty value (e.g. MESHLANE_CGROUP_ROOT="" in a ConfigMap) means the default.
+    if (v === undefined || v === '') return undefined;
     if (!isAbsolute(v) || v.includes('\0')) throw new UsageError(`--${flag}: ${JSON.stringify(v)} is not an absolute path`);
     return v;
   };
