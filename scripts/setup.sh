@@ -13,8 +13,10 @@ fi
 # sandbox netns and veths; containernetworking-plugins are the primary CNI the
 # plugin chains after; iptables is Istio's baseline; socat is a test peer;
 # gcc/libc6-dev build the C test programs in test/tools; openssl makes the test
-# certificates of the Kubernetes API tests.
-APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl)
+# certificates of the Kubernetes API tests; containerd (with ctr and its runc
+# shim), runc and busybox-static run the end-to-end test's private containerd
+# and its locally built pause image (test/e2e/containerd.test.ts).
+APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl containerd runc busybox-static)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -2,7 +2,7 @@
 // a report out. Loaded only when one of these commands is chosen.
 import type { CliContext } from '../cli/context.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { collectStatus, renderStatus, type StatusReport } from './status.js';
+import { collectStatus, hasIstioCniEntry, renderStatus, type StatusReport } from './status.js';
 import { startHealthServer } from './health.js';
 import { Installer, resolveCgroupRoot, type InstallerEnv } from './installer.js';
 import { runInstallLoop, type LoopState } from './loop.js';
@@ -102,7 +102,7 @@ export async function collectNodeStatus(opts: InstallOptions): Promise<StatusRep
   const { files } = readConfigFiles(opts.cniNetDir);
   const holder = files.find((f) => hasEntry(f.bytes, f.name));
   report.conflist = holder
-    ? { file: holder.name, hasEntry: true, detail: `${opts.cniNetDir}/${holder.name}` }
+    ? { file: holder.name, hasEntry: true, detail: `${opts.cniNetDir}/${holder.name}`, istioCni: hasIstioCniEntry(holder.name, holder.bytes) }
     : { hasEntry: false, detail: files.length ? `no meshlane entry in ${opts.cniNetDir}` : `no CNI config in ${opts.cniNetDir}` };
   return report;
 }

@@ -6,11 +6,16 @@ import { fromMapped16 } from '../bpf/addr.js';
 import { progShow } from '../bpf/bpftool.js';
 import { COUNTERS, POD_F, type CounterName } from '../bpf/layout.js';
 import { attachedPrograms } from '../bpf/loader.js';
-import { ALL_MAPS, ALL_PROGRAMS, pinPaths } from '../bpf/names.js';
+import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
-import { listRecords } from '../plugin/state.js';
+import { listRecords, type AttachmentRecord } from '../plugin/state.js';
+import { ISTIO_CNI_TYPE, parseCniConfig } from './conflist.js';
+import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
 
 export const STATUS_VERSION = 1;
+
+/** The programs that intercept a pod's TCP (outbound, same-node inbound, original destination). */
+const INTERCEPT_PROGRAMS: readonly string[] = ['ml_connect4', 'ml_connect6', 'ml_sockops', 'ml_getsockopt'];
 
 export interface PodStatus {
   namespace: string;
@@ -25,6 +30,39 @@ export interface PodStatus {
   /** The record's registration is in the maps. */
   registered: boolean;
   interception: string;
+  /** The pod's netns, from its attachment record. */
+  netns: string;
+  /** Istio's iptables rules (ISTIO_OUTPUT / ISTIO_INBOUND hooked in nat) in the pod's netns. */
+  istioRules: IstioRulesState;
+  istioRulesDetail: string;
+  /** Which interception the pod has now, from the two above and whether the datapath is attached. */
+  mode: PodMode;
+}
+
+/**
+ * - `ebpf+iptables`: meshlane's programs take the traffic, Istio's rules are the fallback (beside istio-cni);
+ * - `ebpf`: meshlane alone;
+ * - `iptables`: Istio's rules only (meshlane's datapath is not attached);
+ * - `none`: neither found (not intercepted!);
+ * - `ebpf+unknown` / `unknown`: the netns could not be inspected (with / without meshlane's datapath).
+ */
+export type PodMode = 'ebpf+iptables' | 'ebpf' | 'iptables' | 'none' | 'ebpf+unknown' | 'unknown';
+
+export const POD_MODE_TEXT: Record<PodMode, string> = {
+  'ebpf+iptables': 'eBPF + Istio iptables fallback',
+  ebpf: 'eBPF only',
+  iptables: 'Istio iptables only (meshlane datapath not attached)',
+  none: 'NOT INTERCEPTED (no meshlane datapath, no Istio rules)',
+  'ebpf+unknown': 'eBPF; Istio iptables rules unknown',
+  unknown: 'meshlane datapath not attached; Istio iptables rules unknown',
+};
+
+export interface NodeModeSummary {
+  /** `beside-istio-cni`: every pod has Istio's rules; `alone`: none has; `mixed`; `no-pods`; `unknown`. */
+  mode: 'beside-istio-cni' | 'alone' | 'mixed' | 'no-pods' | 'unknown';
+  podsWithIstioRules: number;
+  podsWithoutIstioRules: number;
+  podsUnknown: number;
 }
 
 export interface StatusReport {
@@ -40,7 +78,10 @@ export interface StatusReport {
   /** cgroup ids in the map without an attachment record (left by a failed DEL, or another state dir). */
   orphanCgroupIds: string[];
   problems: string[];
-  conflist?: { file?: string; hasEntry: boolean; detail: string };
+  /** How this node intercepts, from the pods' Istio rules (see PodStatus.istioRules). */
+  node: NodeModeSummary;
+  /** `istioCni`: the list holding meshlane's entry also holds an istio-cni entry (so it runs beside istio-cni). */
+  conflist?: { file?: string; hasEntry: boolean; detail: string; istioCni?: boolean };
 }
 
 function summary(i: PodStatus['interception'] | Record<string, unknown>): string {
@@ -62,6 +103,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     pods: [],
     orphanCgroupIds: [],
     problems,
+    node: { mode: 'no-pods', podsWithIstioRules: 0, podsWithoutIstioRules: 0, podsUnknown: 0 },
   };
   const attached = existsSync(cgroupRoot) ? await attachedPrograms(cgroupRoot).catch((e: unknown) => {
     problems.push(`cannot list programs on ${cgroupRoot}: ${(e as Error).message}`);
@@ -79,7 +121,12 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     const entries = pinned ? await mapEntryCount(pinDir, name).catch(() => undefined) : undefined;
     report.maps.push({ name, pinned, ...(entries !== undefined ? { entries } : {}) });
   }
-  report.installed = report.maps.every((m) => m.pinned) && report.programs.filter((x) => x.name !== 'ml_redirect').every((x) => x.attachedTo.length === 1);
+  // Installed = every map pinned and every cgroup program attached once (the sk_msg program sits
+  // on the sockhash and the tc programs on pod interfaces, so neither is on the cgroup).
+  const cgroupProgs = new Set(CGROUP_PROGRAMS.map((x) => x.name));
+  report.installed = report.maps.every((m) => m.pinned) && report.programs.filter((x) => cgroupProgs.has(x.name)).every((x) => x.attachedTo.length === 1);
+  // What takes a pod's TCP traffic: connect4/6, sockops and getsockopt attached.
+  const intercepting = report.programs.filter((x) => INTERCEPT_PROGRAMS.includes(x.name)).every((x) => x.attachedTo.length === 1);
   if (report.maps.every((m) => m.pinned)) {
     const s = await readSettings(pinDir).catch(() => undefined);
     if (s) {
@@ -91,8 +138,11 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     const inMaps = await listPodsByCgroup(pinDir).catch(() => []);
     const { records, problems: recProblems } = listRecords(stateDir);
     problems.push(...recProblems);
-    for (const r of records) {
+    const probes = await probeAll(records);
+    for (const [i, r] of records.entries()) {
       const entry = inMaps.find((m) => m.cgroupId.toString() === r.cgroupId);
+      const registered = entry !== undefined && (entry.pod.flags & POD_F.MESHED) !== 0;
+      const probe = probes[i] ?? { state: 'unknown', hooked: [], detail: 'not probed' };
       report.pods.push({
         namespace: r.namespace,
         name: r.name,
@@ -103,8 +153,12 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
         cgroupId: r.cgroupId,
         proxyUid: r.proxyUid,
         dnsCapture: r.dnsCapture,
-        registered: entry !== undefined && (entry.pod.flags & POD_F.MESHED) !== 0,
+        registered,
         interception: summary(r.interception as unknown as Record<string, unknown>),
+        netns: r.netns,
+        istioRules: probe.state,
+        istioRulesDetail: probe.detail,
+        mode: podMode(intercepting && registered, probe.state),
       });
     }
     for (const m of inMaps) {
@@ -114,13 +168,65 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
       }
     }
   }
+  report.node = nodeMode(report.pods);
   return report;
+}
+
+function podMode(ebpf: boolean, rules: IstioRulesState): PodMode {
+  if (rules === 'unknown') return ebpf ? 'ebpf+unknown' : 'unknown';
+  if (ebpf) return rules === 'present' ? 'ebpf+iptables' : 'ebpf';
+  return rules === 'present' ? 'iptables' : 'none';
+}
+
+export function nodeMode(pods: readonly Pick<PodStatus, 'istioRules'>[]): NodeModeSummary {
+  const podsWithIstioRules = pods.filter((p) => p.istioRules === 'present').length;
+  const podsWithoutIstioRules = pods.filter((p) => p.istioRules === 'absent').length;
+  const podsUnknown = pods.length - podsWithIstioRules - podsWithoutIstioRules;
+  let mode: NodeModeSummary['mode'];
+  if (pods.length === 0) mode = 'no-pods';
+  else if (podsWithIstioRules > 0 && podsWithoutIstioRules > 0) mode = 'mixed';
+  else if (podsWithIstioRules > 0) mode = 'beside-istio-cni';
+  else if (podsWithoutIstioRules > 0) mode = 'alone';
+  else mode = 'unknown';
+  return { mode, podsWithIstioRules, podsWithoutIstioRules, podsUnknown };
+}
+
+/** Probe every record's netns, a few at a time (each probe is a handful of short, bounded commands). */
+async function probeAll(records: readonly AttachmentRecord[], concurrency = 8): Promise<IstioRulesProbe[]> {
+  const out: IstioRulesProbe[] = new Array<IstioRulesProbe>(records.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < records.length) {
+      const i = next++;
+      out[i] = await probeIstioRules(records[i]?.netns).catch((e: unknown) => ({ state: 'unknown' as const, hooked: [], detail: (e as Error).message }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, records.length) }, worker));
+  return out;
+}
+
+const NODE_MODE_TEXT: Record<NodeModeSummary['mode'], string> = {
+  'beside-istio-cni': 'beside istio-cni (eBPF first, Istio iptables rules as the fallback in every pod)',
+  alone: 'meshlane alone (no Istio iptables rules in any pod)',
+  mixed: 'mixed (some pods have Istio iptables rules, some do not)',
+  'no-pods': 'no registered pods',
+  unknown: 'unknown (no pod netns could be inspected)',
+};
+
+/** Does this CNI config file list an istio-cni plugin (whose rules are then in every sidecar pod's netns)? */
+export function hasIstioCniEntry(fileName: string, bytes: Uint8Array): boolean {
+  const p = parseCniConfig(fileName, bytes);
+  if (!p.ok) return false;
+  const plugins = Array.isArray(p.doc['plugins']) ? (p.doc['plugins'] as unknown[]) : [p.doc];
+  return plugins.some((x) => x !== null && typeof x === 'object' && (x as Record<string, unknown>)['type'] === ISTIO_CNI_TYPE);
 }
 
 export function renderStatus(r: StatusReport): string {
   const lines: string[] = [];
   lines.push(`datapath: ${r.installed ? 'installed' : 'NOT installed'} (pins ${r.pinDir}, cgroup ${r.cgroupRoot})`);
-  if (r.conflist) lines.push(`CNI config: ${r.conflist.hasEntry ? 'chained' : 'NOT chained'}${r.conflist.file ? ` in ${r.conflist.file}` : ''} (${r.conflist.detail})`);
+  if (r.conflist) lines.push(`CNI config: ${r.conflist.hasEntry ? 'chained' : 'NOT chained'}${r.conflist.file ? ` in ${r.conflist.file}` : ''}${r.conflist.istioCni ? ' after istio-cni' : ''} (${r.conflist.detail})`);
+  const n = r.node;
+  lines.push(`node mode: ${NODE_MODE_TEXT[n.mode]}${r.pods.length ? `; Istio rules present in ${n.podsWithIstioRules} of ${r.pods.length} pods${n.podsUnknown ? `, unknown in ${n.podsUnknown}` : ''}` : ''}`);
   if (r.settings) lines.push(`settings: proxy uid ${r.settings.proxyUid}, gid ${r.settings.proxyGid || '-'}, sockmap ${r.settings.sockmap}`);
   lines.push('', 'programs:');
   for (const p of r.programs) {
@@ -131,6 +237,7 @@ export function renderStatus(r: StatusReport): string {
   lines.push('', `pods (${r.pods.length}):`);
   for (const p of r.pods) {
     lines.push(`  ${p.namespace}/${p.name}  ${[p.ipv4, p.ipv6].filter(Boolean).join(' ')}  ${p.registered ? 'registered' : 'NOT REGISTERED'}  proxy uid ${p.proxyUid}${p.dnsCapture ? ', DNS capture' : ''}`);
+    lines.push(`    mode: ${POD_MODE_TEXT[p.mode]}; Istio rules ${p.istioRules} (${p.istioRulesDetail})`);
     lines.push(`    cgroup ${p.cgroup} (id ${p.cgroupId})`);
     lines.push(`    ${p.interception}`);
   }
