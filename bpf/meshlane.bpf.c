@@ -13,6 +13,8 @@
  */
 #include "lib/common.h"
 #include "lib/policy.h"
+#include "lib/inbound.h"
+#include "lib/dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -236,6 +238,8 @@ int ml_connect4(struct bpf_sock_addr *ctx)
 	__be32 src4;
 
 	if (!ml_is_tcp(ctx) || !sk) {
+		if (ml_dns_redirect4(ctx)) /* UDP to port 53 of a pod with DNS capture */
+			return ML_CG_ALLOW;
 		ml_count(ML_CNT_CONNECT4_PASS);
 		return ML_CG_ALLOW;
 	}
@@ -275,6 +279,8 @@ int ml_connect6(struct bpf_sock_addr *ctx)
 	enum ml_verdict v;
 
 	if (!ml_is_tcp(ctx) || !sk) {
+		if (ml_dns_redirect6(ctx)) /* UDP to port 53 of a pod with DNS capture */
+			return ML_CG_ALLOW;
 		ml_count(ML_CNT_CONNECT6_PASS);
 		return ML_CG_ALLOW;
 	}
@@ -537,6 +543,52 @@ int ml_sockops(struct bpf_sock_ops *skops)
  * (SOL_IPV6, 80)
  * ==================================================================== */
 
+/* Beside istio-cni, Istio's ISTIO_INBOUND rules REDIRECT a connection that
+ * meshlane already sent to pod:15006 once more, to port 15006 of the
+ * interface's first address (nf_nat_redirect: the primary IPv4, the newest
+ * global IPv6). When the pod has more than one address, that changes the
+ * destination address: the accepted socket's local end is no longer the
+ * listener end meshlane recorded, and the kernel's own answer (conntrack's
+ * pre-NAT destination) is meshlane's rewritten pod:15006, which would send
+ * the proxy to itself. That pre-NAT destination is exactly the recorded
+ * listener end, so look the record up again with it. `conn` holds the first
+ * key (remote -> local); returns the record or NULL. */
+static __always_inline struct ml_orig_dst *ml_lookup_pre_nat(struct bpf_sockopt *ctx, struct ml_tuple *conn,
+							     const struct ml_addr *remote)
+{
+	void *optval = ctx->optval;
+	void *optval_end = ctx->optval_end;
+	struct ml_addr pre, cur;
+	__be16 pre_port;
+
+	if (ctx->retval != 0)
+		return NULL; /* no conntrack answer */
+	if (ctx->level == ML_SOL_IP) {
+		struct sockaddr_in *sin = optval;
+
+		if ((void *)(sin + 1) > optval_end || ctx->optlen < (int)sizeof(*sin) ||
+		    sin->sin_family != ML_FAMILY_V4)
+			return NULL;
+		ml_addr_from_v4(&pre, sin->sin_addr.s_addr);
+		pre_port = sin->sin_port;
+	} else {
+		struct sockaddr_in6 *sin6 = optval;
+
+		if ((void *)(sin6 + 1) > optval_end || ctx->optlen < (int)sizeof(*sin6) ||
+		    sin6->sin6_family != ML_FAMILY_V6)
+			return NULL;
+		ml_addr_load(&pre, (const __u8 *)&sin6->sin6_addr);
+		pre_port = sin6->sin6_port;
+	}
+	ml_addr_load(&cur, conn->daddr);
+	if (pre_port == conn->dport && ml_addr_eq(&pre, &cur))
+		return NULL; /* no NAT on our end: the first lookup was the one */
+	ml_addr_store(conn->daddr, &pre);
+	conn->dport = pre_port;
+	conn->netns = ml_tuple_needs_netns(remote, &pre) ? bpf_get_netns_cookie(ctx) : 0;
+	return bpf_map_lookup_elem(&ml_odst_tup, conn);
+}
+
 /* Fill the answer; 0 when there is none (then the kernel's answer stands). */
 static __always_inline int ml_answer_original_dst(struct bpf_sockopt *ctx)
 {
@@ -569,6 +621,8 @@ static __always_inline int ml_answer_original_dst(struct bpf_sockopt *ctx)
 	if (ml_tuple_needs_netns(&local, &remote))
 		conn.netns = bpf_get_netns_cookie(ctx);
 	od = bpf_map_lookup_elem(&ml_odst_tup, &conn);
+	if (!od)
+		od = ml_lookup_pre_nat(ctx, &conn, &remote);
 	if (!od) {
 		ml_count(ML_CNT_GETSOCKOPT_MISS);
 		return 0;
@@ -637,13 +691,15 @@ int ml_redirect(struct sk_msg_md *msg)
 	struct ml_addr local, remote, l6, r6;
 	__be32 l4, r4;
 	struct ml_tuple peer;
-	struct ml_cfg cfg;
 
-	ml_settings_get(&cfg);
-	if (!(cfg.flags & ML_SET_F_SOCKMAP_REDIRECT)) {
-		ml_count(ML_CNT_REDIRECT_PASS);
-		return SK_PASS;
-	}
+	/* No look at the switch here: the switch decides which sockets join
+	 * ml_sock_pairs (sockops), and a socket that joined keeps the bypass
+	 * until it closes. Passing its bytes the normal way once the switch is
+	 * off would change a live connection under the application: a socket
+	 * in a sockmap answers FIONREAD from its psock queue only (6.18.14+), so
+	 * the bytes its peer then sends on the normal TCP queue stay invisible
+	 * to a FIONREAD reader, which waits forever (test/kernel/
+	 * datapath-sockmap.test.ts, "switch flipped on -> off"). */
 	l4 = ML_CTX_READ(msg->local_ip4);
 	r4 = ML_CTX_READ(msg->remote_ip4);
 	ML_READ_ADDR6(&l6, msg->local_ip6);
@@ -663,4 +719,54 @@ int ml_redirect(struct sk_msg_md *msg)
 	else
 		ml_count(ML_CNT_REDIRECT_NO_PEER);
 	return SK_PASS;
+}
+
+/* ======================================================================
+ * DNS capture: sendmsg4/6, recvmsg4/6 (lib/dns.h; UDP connect() is
+ * handled in ml_connect4/6)
+ * ==================================================================== */
+
+SEC("cgroup/sendmsg4")
+int ml_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	ml_dns_sendmsg4(ctx);
+	return ML_CG_ALLOW;
+}
+
+SEC("cgroup/sendmsg6")
+int ml_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	ml_dns_sendmsg6(ctx);
+	return ML_CG_ALLOW;
+}
+
+SEC("cgroup/recvmsg4")
+int ml_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	ml_dns_recvmsg4(ctx);
+	return ML_CG_ALLOW;
+}
+
+SEC("cgroup/recvmsg6")
+int ml_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	ml_dns_recvmsg6(ctx);
+	return ML_CG_ALLOW;
+}
+
+/* ======================================================================
+ * Inbound from other nodes: tc clsact on the pod's interface, inside its
+ * netns (lib/inbound.h)
+ * ==================================================================== */
+
+SEC("tc")
+int ml_tc_ingress(struct __sk_buff *skb)
+{
+	return ml_tc_ingress_impl(skb);
+}
+
+SEC("tc")
+int ml_tc_egress(struct __sk_buff *skb)
+{
+	return ml_tc_egress_impl(skb);
 }

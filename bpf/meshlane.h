@@ -181,8 +181,11 @@ struct ml_tuple {
  * Every zero field means its default, so an all-zero entry (a map that was
  * created but never written) is the Istio default setup with sockmap off.
  * ---------------------------------------------------------------------- */
-/* Same-node app<->proxy bytes bypass TCP/IP (sk_msg redirect). Checked on
- * every message and before adding sockets to ml_sock_pairs. */
+/* Same-node app<->proxy bytes bypass TCP/IP (sk_msg redirect). Checked
+ * when a socket would join ml_sock_pairs (established): with it off no
+ * socket joins. A socket that joined keeps the bypass until it closes, so
+ * turning it off takes effect for new connections only (switching a live
+ * connection's path would leave FIONREAD readers waiting, see ml_redirect). */
 #define ML_SET_F_SOCKMAP_REDIRECT (1u << 0)
 /* With SOCKMAP_REDIRECT: only proxy <-> proxy connections (to a peer pod's
  * inbound listener) join ml_sock_pairs; application sockets never do. On
@@ -222,7 +225,7 @@ enum ml_counter {
 	ML_CNT_GETSOCKOPT_ANSWERED = 11,   /* SO_ORIGINAL_DST answered from ml_odst_tup */
 	ML_CNT_GETSOCKOPT_MISS = 12,       /* SO_ORIGINAL_DST without record: kernel's answer kept */
 	ML_CNT_REDIRECT_OK = 13,           /* sk_msg redirected to the peer */
-	ML_CNT_REDIRECT_PASS = 14,         /* sk_msg passed: redirect switched off */
+	ML_CNT_REDIRECT_PASS = 14,         /* no longer counted: sockets that joined keep the bypass when the switch goes off */
 	ML_CNT_REDIRECT_NO_PEER = 15,      /* sk_msg passed: peer socket not in ml_sock_pairs */
 	ML_CNT_ERR_BIND = 16,              /* bpf_bind to the pod IP failed (socket already bound?) */
 	ML_CNT_ERR_ODST_CK_UPDATE = 17,    /* ml_odst_ck update failed (connection still redirected) */
@@ -363,6 +366,76 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } ml_counters SEC(".maps");
+
+/* DNS capture: socket cookie -> the DNS server a captured UDP socket last
+ * sent to (or connected to), before its destination was rewritten to the
+ * DNS listener on loopback. Read by recvmsg4/6 to show the reply as coming
+ * from that server. Value: struct ml_orig_dst (flags: ML_ODST_F_V6_SOCKET
+ * only). Writer: sendmsg4/6 and connect4/6 (UDP, port 53); entries age out
+ * (LRU): a socket has no close hook here. */
+#define ML_MAX_DNS_SOCKS 16384
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ML_MAX_DNS_SOCKS);
+	__type(key, __u64);
+	__type(value, struct ml_orig_dst);
+} ml_dns_ck SEC(".maps");
 #endif /* __bpf__ */
+
+/* ------------------------------------------------------------------------
+ * Inbound from other nodes (tc programs in the pod netns, lib/inbound.h).
+ * ---------------------------------------------------------------------- */
+#define ML_PROG_TC_INGRESS "ml_tc_ingress"
+#define ML_PROG_TC_EGRESS  "ml_tc_egress"
+
+/* ml_orig_dst.flags of a record written by ml_tc_ingress (client on another
+ * node or outside the mesh -> pod port steered to the inbound listener).
+ * Not ML_ODST_F_INBOUND: with ML_SET_F_SOCKMAP_PROXY_ONLY the proxy's
+ * accepted socket of such a connection has no peer on this node to join. */
+#define ML_ODST_F_TC_INBOUND (1u << 3)
+
+/* ml_tc_flows key: one steered connection, as the pod sees it. */
+struct ml_tc_flow_key {
+	__u8   pod[16];   /*  0: pod IP, network order, v4-mapped */
+	__u8   peer[16];  /* 16: client IP, network order, v4-mapped */
+	__be16 peer_port; /* 32: client port, NETWORK byte order */
+	__u16  reserved0; /* 34: zero */
+	__u32  reserved1; /* 36: zero */
+};                        /* 40 bytes */
+
+/* ml_tc_flows value: the port the client asked for. */
+struct ml_tc_flow {
+	__be16 orig_port; /*  0: NETWORK byte order */
+	__u16  reserved0; /*  2: zero */
+	__u32  reserved1; /*  4: zero */
+};                        /*  8 bytes */
+
+ML_ASSERT_SIZE(struct ml_tc_flow_key, 40);
+ML_ASSERT_OFF(struct ml_tc_flow_key, peer, 16);
+ML_ASSERT_OFF(struct ml_tc_flow_key, peer_port, 32);
+ML_ASSERT_OFF(struct ml_tc_flow_key, reserved1, 36);
+ML_ASSERT_SIZE(struct ml_tc_flow, 8);
+ML_ASSERT_OFF(struct ml_tc_flow, reserved1, 4);
+
+#ifdef __bpf__
+/* (client, client port, pod IP) -> original pod port of a connection
+ * ml_tc_ingress steered to the inbound listener; read by ml_tc_egress to
+ * set the replies' source port back. Entries age out (LRU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ML_MAX_TUPLES);
+	__type(key, struct ml_tc_flow_key);
+	__type(value, struct ml_tc_flow);
+} ml_tc_flows SEC(".maps");
+#endif /* __bpf__ */
+
+/* ------------------------------------------------------------------------
+ * DNS capture programs (cgroup sendmsg/recvmsg, lib/dns.h; UDP connect()
+ * to port 53 is handled by ML_PROG_CONNECT4/6). Map: ml_dns_ck.
+ * ---------------------------------------------------------------------- */
+#define ML_PROG_SENDMSG4 "ml_sendmsg4"
+#define ML_PROG_SENDMSG6 "ml_sendmsg6"
+#define ML_PROG_RECVMSG4 "ml_recvmsg4"
+#define ML_PROG_RECVMSG6 "ml_recvmsg6"
 
 #endif /* MESHLANE_H */

@@ -327,3 +327,4 @@ export type { PodOptions, PodSpawnOptions, PodRunOptions, Qos } from './pod.js';
 export type { Placement, RunOptions, RunResult, SpawnOptions, ExitInfo, JsonObject, WaitOptions } from './procs.js';
 export { SpawnedProcess } from './procs.js';
 export { buildTool } from './tools.js';
+export { linkNodes, type LinkOptions, type NodeLink } from './link.js';

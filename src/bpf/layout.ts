@@ -15,7 +15,7 @@ export const ML_FAMILY_V6 = 10;
 
 export const POD_F = { MESHED: 1 << 0, HAS_V4: 1 << 1, HAS_V6: 1 << 2, DNS_CAPTURE: 1 << 3 } as const;
 export const CFG_F = { IN_PORTS_LISTED: 1 << 0, OUT_CIDRS_LISTED: 1 << 1, OUT_CIDRS_EXCL_ALL: 1 << 2 } as const;
-export const ODST_F = { OUTBOUND: 1 << 0, INBOUND: 1 << 1, V6_SOCKET: 1 << 2 } as const;
+export const ODST_F = { OUTBOUND: 1 << 0, INBOUND: 1 << 1, V6_SOCKET: 1 << 2, TC_INBOUND: 1 << 3 } as const;
 export const SET_F = { SOCKMAP_REDIRECT: 1 << 0, SOCKMAP_PROXY_ONLY: 1 << 1 } as const;
 
 export interface PodCg {
@@ -210,3 +210,41 @@ export function u64Key(n: bigint): Uint8Array {
   new DataView(b.buffer).setBigUint64(0, n, true);
   return b;
 }
+
+/** ml_tc_flows key: a connection ml_tc_ingress steered to the inbound listener. */
+export interface TcFlowKey {
+  pod: Uint8Array;
+  peer: Uint8Array;
+  peer_port: number;
+  reserved0?: number;
+  reserved1?: number;
+}
+
+export const tcFlowKey: StructCodec<TcFlowKey> = defineStruct<TcFlowKey>(
+  'ml_tc_flow_key',
+  [
+    { name: 'pod', type: { bytes: 16 } },
+    { name: 'peer', type: { bytes: 16 } },
+    { name: 'peer_port', type: 'be16' },
+    { name: 'reserved0', type: 'u16' },
+    { name: 'reserved1', type: 'u32' },
+  ],
+  40,
+);
+
+/** ml_tc_flows value: the pod port the client asked for. */
+export interface TcFlow {
+  orig_port: number;
+  reserved0?: number;
+  reserved1?: number;
+}
+
+export const tcFlow: StructCodec<TcFlow> = defineStruct<TcFlow>(
+  'ml_tc_flow',
+  [
+    { name: 'orig_port', type: 'be16' },
+    { name: 'reserved0', type: 'u16' },
+    { name: 'reserved1', type: 'u32' },
+  ],
+  8,
+);

@@ -11,6 +11,8 @@ export const MAP_NAMES = {
   sockPairs: 'ml_sock_pairs',
   settings: 'ml_settings',
   counters: 'ml_counters',
+  tcFlows: 'ml_tc_flows',
+  dnsOrigByCookie: 'ml_dns_ck',
 } as const;
 
 export type MapKey = keyof typeof MAP_NAMES;
@@ -29,6 +31,10 @@ export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
   { name: 'ml_connect6', attachType: 'connect6', shownAs: 'cgroup_inet6_connect' },
   { name: 'ml_sockops', attachType: 'sock_ops', shownAs: 'cgroup_sock_ops' },
   { name: 'ml_getsockopt', attachType: 'getsockopt', shownAs: 'cgroup_getsockopt' },
+  { name: 'ml_sendmsg4', attachType: 'sendmsg4', shownAs: 'cgroup_udp4_sendmsg' },
+  { name: 'ml_sendmsg6', attachType: 'sendmsg6', shownAs: 'cgroup_udp6_sendmsg' },
+  { name: 'ml_recvmsg4', attachType: 'recvmsg4', shownAs: 'cgroup_udp4_recvmsg' },
+  { name: 'ml_recvmsg6', attachType: 'recvmsg6', shownAs: 'cgroup_udp6_recvmsg' },
 ];
 
 export interface SockmapProgram {
@@ -41,7 +47,22 @@ export const SOCKMAP_PROGRAMS: readonly SockmapProgram[] = [
   { name: 'ml_redirect', attachType: 'msg_verdict', map: MAP_NAMES.sockPairs },
 ];
 
-export const ALL_PROGRAMS: readonly string[] = [...CGROUP_PROGRAMS, ...SOCKMAP_PROGRAMS].map((p) => p.name);
+/**
+ * Programs attached per pod, not to the cgroup: tc (clsact) ingress/egress on
+ * the pod's interface inside its netns, attached by the CNI plugin at ADD
+ * (src/sys/tc.ts) from the pins in <pinDir>/progs, detached at DEL.
+ */
+export interface TcProgram {
+  name: string;
+  direction: 'ingress' | 'egress';
+}
+
+export const TC_PROGRAMS: readonly TcProgram[] = [
+  { name: 'ml_tc_ingress', direction: 'ingress' },
+  { name: 'ml_tc_egress', direction: 'egress' },
+];
+
+export const ALL_PROGRAMS: readonly string[] = [...CGROUP_PROGRAMS, ...SOCKMAP_PROGRAMS, ...TC_PROGRAMS].map((p) => p.name);
 
 /** Every name we own starts with this; anything attached with it on our cgroup is ours. */
 export const NAME_PREFIX = 'ml_';

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type InstallReport } from '../bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
+import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
 import { writeSettings } from '../bpf/registry.js';
 import type { Logger } from '../log/logger.js';
@@ -199,7 +200,17 @@ export class Installer {
         this.env.log.info('removed the meshlane entry', { file: f.name });
       }
     }
-    // 2. The datapath.
+    // 2. The datapath: first the per-pod inbound programs (tc filters in each
+    // pod netns the plugin attached to), then everything on the cgroup.
+    for (const rec of listRecords(this.opts.stateDir).records) {
+      if (!rec.netns) continue;
+      try {
+        const removed = await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false);
+        if (removed.length > 0) this.env.log.info('inbound programs detached', { pod: `${rec.namespace}/${rec.name}`, removed });
+      } catch (err) {
+        warnings.push(`could not detach the inbound programs of pod ${rec.namespace}/${rec.name} (${rec.netns} ${rec.ifname}): ${(err as Error).message}`);
+      }
+    }
     const detached = await removeDatapath(this.loc);
     this.env.log.info('datapath removed', { detached, pinDir: this.opts.pinDir });
     // 3. The kubeconfig.

@@ -8,10 +8,12 @@ import { POD_F } from '../bpf/layout.js';
 import type { Logger } from '../log/logger.js';
 import { AnnotationError, dnsCapture, parseInterceptionAnnotations, proxyIdentity, type PodInfo } from '../mesh/index.js';
 import { findPodCgroup } from '../sys/pod-cgroup.js';
+import { attachInbound, detachInbound, inboundFilters, inboundProgramsPinned } from '../bpf/inbound.js';
+import { TC_PROGRAMS } from '../bpf/names.js';
 import type { PluginConfig } from './config.js';
 import { datapathInstalled } from './datapath.js';
 import { PluginErrorCode } from './errors.js';
-import { STATE_VERSION, removeRecord, writeRecord, type AttachmentRecord } from './state.js';
+import { STATE_VERSION, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './state.js';
 
 export function buildRecord(
   req: CniRequest,
@@ -80,6 +82,14 @@ export function registrationOf(rec: AttachmentRecord): PodRegistration {
 
 /** Record first (so DEL can undo a half-done ADD), then the maps; on failure both are rolled back. */
 export async function registerAttachment(conf: PluginConfig, rec: AttachmentRecord, log: Logger): Promise<void> {
+  // A repeated ADD keeps what an earlier one added (the clsact qdisc DEL must remove).
+  let earlier: AttachmentRecord | undefined;
+  try {
+    earlier = readRecord(conf.stateDir, rec.containerId, rec.ifname);
+  } catch {
+    earlier = undefined;
+  }
+  if (earlier?.tc && earlier.netns === rec.netns) rec.tc = { attached: false, addedClsact: earlier.tc.addedClsact };
   try {
     writeRecord(conf.stateDir, rec);
   } catch (err) {
@@ -94,10 +104,38 @@ export async function registerAttachment(conf: PluginConfig, rec: AttachmentReco
     removeRecord(conf.stateDir, rec.containerId, rec.ifname);
     throw new CniError(PluginErrorCode.RegistrationFailed, `cannot register pod ${rec.namespace}/${rec.name} in the BPF maps under ${conf.bpfPinDir}`, (err as Error).message);
   }
+  // Cross-node inbound: tc programs on the pod interface. A failure undoes the whole ADD.
+  try {
+    if (!inboundProgramsPinned(conf.bpfPinDir)) {
+      throw new Error(`the inbound programs are not pinned in ${conf.bpfPinDir}/progs (an older datapath is installed; meshlane install replaces it)`);
+    }
+    const res = await attachInbound(conf.bpfPinDir, { netnsPath: rec.netns, ifname: rec.ifname });
+    rec.tc = { attached: true, addedClsact: res.addedClsact || (rec.tc?.addedClsact ?? false) };
+    writeRecord(conf.stateDir, rec);
+  } catch (err) {
+    log.error('attaching the inbound programs failed; rolling back', { error: (err as Error).message });
+    await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false).catch((e: unknown) => log.error('rollback of the tc filters failed', { error: (e as Error).message }));
+    await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: (e as Error).message }));
+    removeRecord(conf.stateDir, rec.containerId, rec.ifname);
+    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot attach the inbound programs to ${rec.ifname} of pod ${rec.namespace}/${rec.name}`, (err as Error).message);
+  }
 }
 
-/** Maps first, then the record. With the datapath gone there is nothing in the maps to remove. */
+/** Remove the tc filters ADD attached to the pod interface (a gone netns or interface is fine). */
+export async function detachAttachment(rec: AttachmentRecord, log: Logger): Promise<void> {
+  if (!rec.netns) return; // DEL without a netns: the interface is gone with it
+  const removed = await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false);
+  if (removed.length > 0) log.info('inbound programs detached', { removed, ifname: rec.ifname });
+}
+
+/** The tc filters (best effort), the maps, then the record. With the datapath gone there is nothing in the maps to remove. */
 export async function unregisterAttachment(conf: PluginConfig, rec: AttachmentRecord, log: Logger): Promise<void> {
+  try {
+    await detachAttachment(rec, log);
+  } catch (err) {
+    // DEL must not keep a pod from going away; the pod's netns goes with it.
+    log.warn('detaching the inbound programs failed; going on with DEL', { error: (err as Error).message, netns: rec.netns, ifname: rec.ifname });
+  }
   if (datapathInstalled(conf.bpfPinDir)) {
     try {
       await unregisterPod(conf.bpfPinDir, { cgroupId: BigInt(rec.cgroupId), ipv4: rec.ipv4, ipv6: rec.ipv6 });
@@ -125,6 +163,16 @@ export async function registrationMatches(conf: PluginConfig, rec: AttachmentRec
     const got = await readPodConfig(conf.bpfPinDir, ip);
     if (!got) return `no config for ${ip}`;
     if (!same(podConfig.encode(got), want)) return `the config for ${ip} differs`;
+  }
+  if (rec.tc?.attached && rec.netns) {
+    const filters = await inboundFilters({ netnsPath: rec.netns, ifname: rec.ifname }).catch((err: unknown) => {
+      throw new Error(`cannot list the tc filters on ${rec.ifname} in ${rec.netns}: ${(err as Error).message}`);
+    });
+    for (const want of TC_PROGRAMS) {
+      if (!filters.some((f) => f.direction === want.direction && f.progName === want.name)) {
+        return `${want.name} is not attached to ${rec.ifname} (${want.direction}) in ${rec.netns}`;
+      }
+    }
   }
   return undefined;
 }

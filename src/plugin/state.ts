@@ -27,6 +27,12 @@ export interface AttachmentRecord {
   dnsCapture: boolean;
   interception: InterceptionConfig;
   createdAt: string;
+  /**
+   * The cross-node inbound programs attached to `ifname` in `netns` (tc clsact),
+   * written once they are attached. Records of older versions have none: their
+   * DEL still removes meshlane's filters, but never a clsact qdisc.
+   */
+  tc?: { attached: boolean; addedClsact: boolean };
 }
 
 export function attachmentsDir(stateDir: string): string {

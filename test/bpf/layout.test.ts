@@ -47,7 +47,7 @@ function sizeOfType(btf: Map<number, BtfType>, id: number): number {
   }
 }
 
-const codecs: StructCodec<object>[] = [L.podCg, L.cidr, L.podConfig, L.origDst, L.tuple, L.settings] as StructCodec<object>[];
+const codecs: StructCodec<object>[] = [L.podCg, L.cidr, L.podConfig, L.origDst, L.tuple, L.settings, L.tcFlowKey, L.tcFlow] as StructCodec<object>[];
 
 t.test('struct layouts match the object BTF', async (t) => {
   const btf = loadBtf();
@@ -89,6 +89,7 @@ t.test('counter ids, flags and capacities match the header', async (t) => {
     ML_ODST_F_OUTBOUND: L.ODST_F.OUTBOUND,
     ML_ODST_F_INBOUND: L.ODST_F.INBOUND,
     ML_ODST_F_V6_SOCKET: L.ODST_F.V6_SOCKET,
+    ML_ODST_F_TC_INBOUND: L.ODST_F.TC_INBOUND,
     ML_SET_F_SOCKMAP_REDIRECT: L.SET_F.SOCKMAP_REDIRECT,
     ML_SET_F_SOCKMAP_PROXY_ONLY: L.SET_F.SOCKMAP_PROXY_ONLY,
     ML_CNT__COUNT: L.COUNTERS.length,

@@ -129,7 +129,7 @@ t.test('/readyz waits for a primary CNI config, then flips to ready', async (t) 
   t.equal((await get(port, '/healthz')).status, 200, 'alive while not ready');
   writeFileSync(join(netDir, primaryName), primaryBytes, { mode: 0o644 });
   await until('readyz 200', () => get(port, '/readyz'), (r) => r.status === 200);
-  t.same(await perHook(), [1, 1, 1, 1], 'one program on each hook');
+  t.same(await perHook(), CGROUP_PROGRAMS.map(() => 1), 'one program on each hook');
   t.equal(meshlaneEntries(conflistNow()).length, 1, 'entry present once');
 
   const metrics = await get(port, '/metrics');
@@ -156,7 +156,7 @@ t.test('/readyz waits for a primary CNI config, then flips to ready', async (t) 
   proc.kill('SIGTERM');
   const r = await proc;
   t.equal(r.exitCode, 0, 'SIGTERM ends the installer cleanly');
-  t.same(await perHook(), [1, 1, 1, 1], 'SIGTERM leaves the datapath attached');
+  t.same(await perHook(), CGROUP_PROGRAMS.map(() => 1), 'SIGTERM leaves the datapath attached');
   t.equal(meshlaneEntries(conflistNow()).length, 1, 'SIGTERM leaves the entry in place');
 });
 

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * DNS capture (issue 6): UDP to port 53 of a pod with ML_POD_F_DNS_CAPTURE
+ * goes to the proxy's DNS listener on loopback (127.0.0.1 / ::1 :dns_port),
+ * and the reply appears to come from the server the application asked.
+ *
+ *   cgroup/sendmsg4/6   sendto()/sendmsg() with an address: rewrite it
+ *   cgroup/connect4/6   connect() of a UDP socket (glibc's resolver does
+ *                       that): rewrite it (called from ml_connect4/6 for
+ *                       non-TCP sockets only: TCP is never touched here)
+ *   cgroup/recvmsg4/6   recvfrom()/recvmsg() asking for the source: a reply
+ *                       from the DNS listener is shown as coming from the
+ *                       original server
+ *
+ * Istio's rules being matched (istio-iptables with DNS capture):
+ *   -p udp --dport 53 -m owner --uid-owner 1337 -j RETURN
+ *   -p udp --dport 53 -m owner --gid-owner 1337 -j RETURN   (when a gid is set)
+ *   -p udp --dport 53 -j REDIRECT --to-ports 15053
+ * and conntrack's reverse NAT of the reply, done here per socket: socket
+ * cookie -> the server last asked (ml_dns_ck). Loopback destinations (a
+ * local stub resolver) are left alone.
+ *
+ * Included once, by meshlane.bpf.c; ml_current_pod() is defined there.
+ */
+#ifndef MESHLANE_LIB_DNS_H
+#define MESHLANE_LIB_DNS_H
+
+#include "lib/common.h"
+
+#define ML_DNS_SERVER_PORT 53
+#define ML_SOCK_DGRAM      2 /* SOCK_DGRAM */
+
+/* meshlane.bpf.c: the registered pod of the current task, or NULL. */
+static __always_inline struct ml_pod_cg *ml_current_pod(void);
+
+static __always_inline int ml_dns_is_udp(struct bpf_sock_addr *ctx)
+{
+	return ctx->type == ML_SOCK_DGRAM && ctx->protocol == IPPROTO_UDP;
+}
+
+/* Is this UDP datagram (or connect) to dst:dport one to capture? On yes,
+ * *dns_port is the listener port (host order). */
+static __always_inline int ml_dns_should_capture(const struct ml_addr *dst, __u16 dport, __u16 *dns_port)
+{
+	__u32 proxy_uid, proxy_gid, uid, gid;
+	struct ml_pod_cg *pod;
+	struct ml_cfg cfg;
+	__u64 uid_gid;
+
+	if (dport != ML_DNS_SERVER_PORT)
+		return 0;
+	if (ml_addr_is_local(dst))
+		return 0; /* a stub resolver on loopback, or the listener itself */
+	pod = ml_current_pod();
+	if (!pod)
+		return 0;
+	if ((pod->flags & (ML_POD_F_MESHED | ML_POD_F_DNS_CAPTURE)) !=
+	    (ML_POD_F_MESHED | ML_POD_F_DNS_CAPTURE))
+		return 0;
+
+	ml_settings_get(&cfg);
+	proxy_uid = pod->proxy_uid ? pod->proxy_uid : cfg.proxy_uid;
+	proxy_gid = pod->proxy_gid ? pod->proxy_gid : cfg.proxy_gid;
+	uid_gid = bpf_get_current_uid_gid();
+	uid = (__u32)uid_gid;
+	gid = (__u32)(uid_gid >> 32);
+	if (uid == proxy_uid || (proxy_gid != 0 && gid == proxy_gid))
+		return 0; /* the proxy's own upstream DNS */
+	*dns_port = cfg.dns_port;
+	return 1;
+}
+
+/* Remember the server asked under the socket cookie. 0 on success. */
+static __always_inline int ml_dns_remember(struct bpf_sock_addr *ctx, const struct ml_addr *dst, __u16 dport,
+					   int v6_socket)
+{
+	struct ml_orig_dst od = {};
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
+	ml_addr_store(od.addr, dst);
+	od.port = bpf_htons(dport);
+	od.family = ml_addr_is_v4(dst) ? ML_FAMILY_V4 : ML_FAMILY_V6;
+	od.flags = v6_socket ? ML_ODST_F_V6_SOCKET : 0;
+	if (bpf_map_update_elem(&ml_dns_ck, &cookie, &od, BPF_ANY)) {
+		ml_count(ML_CNT_ERR_DNS_RECORD);
+		return -1;
+	}
+	return 0;
+}
+
+/* AF_INET socket (sendmsg4, connect4). Returns 1 when redirected. A
+ * v4-mapped destination on an AF_INET6 socket arrives here as well: the
+ * kernel hands such a sendmsg to udp_sendmsg with a sockaddr_in. */
+static __always_inline int ml_dns_redirect4(struct bpf_sock_addr *ctx)
+{
+	struct ml_addr dst;
+	__u16 dport, dns_port;
+
+	if (!ml_dns_is_udp(ctx))
+		return 0;
+	ml_addr_from_v4(&dst, ctx->user_ip4);
+	dport = bpf_ntohs((__u16)ctx->user_port);
+	if (!ml_dns_should_capture(&dst, dport, &dns_port))
+		return 0;
+	if (ml_dns_remember(ctx, &dst, dport, 0))
+		return 0; /* without a record the reply would be rejected: leave it */
+	ctx->user_ip4 = bpf_htonl(INADDR_LOOPBACK);
+	ctx->user_port = bpf_htons(dns_port);
+	ml_count(ML_CNT_DNS_REDIRECTED);
+	return 1;
+}
+
+/* AF_INET6 socket (sendmsg6, connect6): IPv6 -> ::1, v4-mapped ->
+ * ::ffff:127.0.0.1. Returns 1 when redirected. */
+static __always_inline int ml_dns_redirect6(struct bpf_sock_addr *ctx)
+{
+	struct ml_addr dst;
+	__u16 dport, dns_port;
+
+	if (!ml_dns_is_udp(ctx))
+		return 0;
+	dst.w[0] = ML_CTX_READ(ctx->user_ip6[0]);
+	dst.w[1] = ML_CTX_READ(ctx->user_ip6[1]);
+	dst.w[2] = ML_CTX_READ(ctx->user_ip6[2]);
+	dst.w[3] = ML_CTX_READ(ctx->user_ip6[3]);
+	dport = bpf_ntohs((__u16)ctx->user_port);
+	if (!ml_dns_should_capture(&dst, dport, &dns_port))
+		return 0;
+	if (ml_dns_remember(ctx, &dst, dport, 1))
+		return 0;
+	if (ml_addr_is_v4(&dst)) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = ML_V4MAPPED_PREFIX;
+		ctx->user_ip6[3] = bpf_htonl(INADDR_LOOPBACK);
+	} else {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	}
+	ctx->user_port = bpf_htons(dns_port);
+	ml_count(ML_CNT_DNS_REDIRECTED);
+	return 1;
+}
+
+/* The record of this socket when the datagram comes from the DNS
+ * listener (loopback:dns_port, as redirected to), else NULL. */
+static __always_inline struct ml_orig_dst *ml_dns_reply_record(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct ml_orig_dst *od;
+	struct ml_cfg cfg;
+
+	od = bpf_map_lookup_elem(&ml_dns_ck, &cookie);
+	if (!od)
+		return NULL;
+	ml_settings_get(&cfg);
+	if ((__u16)ctx->user_port != bpf_htons(cfg.dns_port))
+		return NULL;
+	return od;
+}
+
+static __always_inline void ml_dns_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	struct ml_orig_dst *od = ml_dns_reply_record(ctx);
+
+	if (!od || od->family != ML_FAMILY_V4)
+		return;
+	if (ctx->user_ip4 != bpf_htonl(INADDR_LOOPBACK))
+		return;
+	ctx->user_ip4 = *(__u32 *)&od->addr[12];
+	ctx->user_port = od->port;
+	ml_count(ML_CNT_DNS_REPLY_REWRITTEN);
+}
+
+static __always_inline void ml_dns_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	struct ml_orig_dst *od = ml_dns_reply_record(ctx);
+	struct ml_addr src, orig, lo;
+
+	if (!od)
+		return;
+	src.w[0] = ML_CTX_READ(ctx->user_ip6[0]);
+	src.w[1] = ML_CTX_READ(ctx->user_ip6[1]);
+	src.w[2] = ML_CTX_READ(ctx->user_ip6[2]);
+	src.w[3] = ML_CTX_READ(ctx->user_ip6[3]);
+	/* The listener address the datagram was sent to: ::ffff:127.0.0.1 for
+	 * an IPv4 server, ::1 for an IPv6 one. */
+	if (od->family == ML_FAMILY_V4) {
+		ml_addr_from_v4(&lo, bpf_htonl(INADDR_LOOPBACK));
+	} else {
+		lo.w[0] = 0;
+		lo.w[1] = 0;
+		lo.w[2] = 0;
+		lo.w[3] = bpf_htonl(1);
+	}
+	if (!ml_addr_eq(&src, &lo))
+		return;
+	ml_addr_load(&orig, od->addr);
+	ctx->user_ip6[0] = orig.w[0];
+	ctx->user_ip6[1] = orig.w[1];
+	ctx->user_ip6[2] = orig.w[2];
+	ctx->user_ip6[3] = orig.w[3];
+	ctx->user_port = od->port;
+	ml_count(ML_CNT_DNS_REPLY_REWRITTEN);
+}
+
+/* Entry bodies for the SEC() programs in meshlane.bpf.c. */
+static __always_inline void ml_dns_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	if (!ml_dns_redirect4(ctx))
+		ml_count(ML_CNT_DNS_PASS);
+}
+
+static __always_inline void ml_dns_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	if (!ml_dns_redirect6(ctx))
+		ml_count(ML_CNT_DNS_PASS);
+}
+
+#endif /* MESHLANE_LIB_DNS_H */
