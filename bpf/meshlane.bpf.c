@@ -97,8 +97,6 @@ static __always_inline enum ml_verdict ml_connect_decide(const struct ml_connect
 	struct ml_pod_config *pc;
 	struct ml_pod_cg *pod;
 	struct ml_cfg cfg;
-	__u32 proxy_uid, proxy_gid, uid, gid;
-	__u64 uid_gid;
 	int is_v4 = ml_addr_is_v4(&req->dst);
 
 	pod = ml_current_pod();
@@ -108,13 +106,8 @@ static __always_inline enum ml_verdict ml_connect_decide(const struct ml_connect
 		return ML_VERDICT_PASS;
 
 	ml_settings_get(&cfg);
-	proxy_uid = pod->proxy_uid ? pod->proxy_uid : cfg.proxy_uid;
-	proxy_gid = pod->proxy_gid ? pod->proxy_gid : cfg.proxy_gid;
-	uid_gid = bpf_get_current_uid_gid();
-	uid = (__u32)uid_gid;
-	gid = (__u32)(uid_gid >> 32);
 
-	if (uid == proxy_uid || (proxy_gid != 0 && gid == proxy_gid)) {
+	if (ml_current_is_proxy(pod, &cfg)) {
 		/* The proxy. Its passthrough to the local app and its calls to
 		 * its own pod go straight; to another meshed pod on this node it
 		 * goes to that pod's inbound listener (what ISTIO_INBOUND would

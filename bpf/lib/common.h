@@ -160,6 +160,18 @@ static __always_inline void ml_settings_get(struct ml_cfg *c)
 
 /* Not inlined on purpose: this keeps enum ml_counter in the object's BTF
  * (as this function's parameter type) for user space to read. */
+/* Is the current task this pod's proxy? Its uid, or its gid when a proxy gid is
+ * set (Istio exempts both: --uid-owner 1337 / --gid-owner 1337). The pod's own
+ * identity wins over the node's settings. */
+static __always_inline int ml_current_is_proxy(const struct ml_pod_cg *pod, const struct ml_cfg *cfg)
+{
+	__u32 proxy_uid = pod->proxy_uid ? pod->proxy_uid : cfg->proxy_uid;
+	__u32 proxy_gid = pod->proxy_gid ? pod->proxy_gid : cfg->proxy_gid;
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	return (__u32)uid_gid == proxy_uid || (proxy_gid != 0 && (__u32)(uid_gid >> 32) == proxy_gid);
+}
+
 static __noinline void ml_count(enum ml_counter id)
 {
 	__u32 key = id;

@@ -42,10 +42,8 @@ static __always_inline int ml_dns_is_udp(struct bpf_sock_addr *ctx)
  * *dns_port is the listener port (host order). */
 static __always_inline int ml_dns_should_capture(const struct ml_addr *dst, __u16 dport, __u16 *dns_port)
 {
-	__u32 proxy_uid, proxy_gid, uid, gid;
 	struct ml_pod_cg *pod;
 	struct ml_cfg cfg;
-	__u64 uid_gid;
 
 	if (dport != ML_DNS_SERVER_PORT)
 		return 0;
@@ -59,12 +57,7 @@ static __always_inline int ml_dns_should_capture(const struct ml_addr *dst, __u1
 		return 0;
 
 	ml_settings_get(&cfg);
-	proxy_uid = pod->proxy_uid ? pod->proxy_uid : cfg.proxy_uid;
-	proxy_gid = pod->proxy_gid ? pod->proxy_gid : cfg.proxy_gid;
-	uid_gid = bpf_get_current_uid_gid();
-	uid = (__u32)uid_gid;
-	gid = (__u32)(uid_gid >> 32);
-	if (uid == proxy_uid || (proxy_gid != 0 && gid == proxy_gid))
+	if (ml_current_is_proxy(pod, &cfg))
 		return 0; /* the proxy's own upstream DNS */
 	*dns_port = cfg.dns_port;
 	return 1;

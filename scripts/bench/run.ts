@@ -1,0 +1,181 @@
+// npm run bench: meshlane against Istio's iptables rules and against an
+// explicit proxy, on this machine, inside a sandbox node (prefix mlbench),
+// then BENCHMARKS.md. Not part of the tests. Root only.
+//
+// Knobs (environment): BENCH_REPS (3), BENCH_WRK_SECONDS (3),
+// BENCH_CONN_SECONDS (2), BENCH_IPERF_SECONDS (1, whole seconds), BENCH_CNI_RUNS (200),
+// BENCH_STARTUP_RUNS (50), BENCH_MODES (limit,iptables,ml-off,ml-on),
+// BENCH_SKIP_NET=1, BENCH_SKIP_CNI=1, BENCH_NICE (0: e.g. -5 to run this
+// process and everything it starts at a higher priority on a shared machine),
+// BENCH_DEBUG=1, BENCH_OUT (BENCHMARKS.md), BENCH_RENDER=<file> (only re-render
+// BENCHMARKS.md from a saved run, e.g. .build/bench/last-run.json).
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createNode, type SandboxNode } from '../sandbox/node.js';
+import { removeDatapath } from '../../src/bpf/loader.js';
+import { runCni, type CniResult } from './cni.js';
+import { runNet, type NetResult } from './net.js';
+import { renderReport, type Machine, type ReportInput } from './report.js';
+import { log } from './util.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PREFIX = 'mlbench';
+const envInt = (k: string, d: number): number => {
+  const v = process.env[k];
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : d;
+};
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
+  }
+}
+
+function checkTools(): void {
+  const need: Record<string, string> = { haproxy: 'haproxy', wrk: 'wrk', iperf3: 'iperf3', curl: 'curl', 'iptables-restore': 'iptables', nsenter: 'util-linux', bpftool: 'bpftool' };
+  const missing = Object.entries(need).filter(([cmd]) => sh('sh', ['-c', `command -v ${cmd} || echo MISSING`]).endsWith('MISSING'));
+  if (missing.length > 0) {
+    console.error(`bench: missing ${missing.map(([c]) => c).join(', ')}; install with:\n  apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(' ')}`);
+    process.exit(2);
+  }
+}
+
+function machine(): Machine {
+  const cpu = readFileSync('/proc/cpuinfo', 'utf8');
+  const mem = /MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return {
+    nproc: sh('nproc', []),
+    kernel: sh('uname', ['-r']),
+    cpuModel: /^model name\s*:\s*(.*)$/m.exec(cpu)?.[1] ?? cpus()[0]?.model ?? 'unknown',
+    memGiB: mem ? (Number(mem[1]) / 1048576).toFixed(1) : 'unknown',
+    haproxy: sh('haproxy', ['-v']).split('\n')[0] ?? '',
+    wrk: (sh('wrk', ['-v']).split('\n')[0] ?? '').replace(/ Copyright.*/, ''),
+    iperf3: sh('iperf3', ['-v']).split('\n')[0] ?? '',
+    iptables: sh('iptables', ['-V']),
+    node: process.version,
+    commit: sh('git', ['-C', root, 'rev-parse', '--short=12', 'HEAD']),
+    dirty: sh('git', ['-C', root, 'status', '--porcelain', '--', 'src', 'bpf']).length > 0,
+    date: new Date().toISOString(),
+    loadStart: loadavg().map((x) => x.toFixed(1)).join(' '),
+    loadEnd: '',
+    nice: process.env['BENCH_NICE'] ?? '0',
+  };
+}
+
+function knobs(): string[] {
+  return Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_') && k !== 'BENCH_RENDER')
+    .map(([k, v]) => `${k}=${v ?? ''}`);
+}
+
+async function main(): Promise<void> {
+  const render = process.env['BENCH_RENDER'];
+  if (render) {
+    const input = JSON.parse(readFileSync(render, 'utf8')) as ReportInput;
+    const target = resolve(root, process.env['BENCH_OUT'] ?? 'BENCHMARKS.md');
+    writeFileSync(target, renderReport(input));
+    log(`re-rendered ${target} from ${render}`);
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    console.error('bench: needs root (cgroups, netns, eBPF)');
+    process.exit(2);
+  }
+  checkTools();
+  let exe = join(root, 'dist', 'meshlane');
+  let bpfObject = join(root, 'dist', 'bpf', 'meshlane.o');
+  for (const f of [exe, bpfObject]) {
+    if (!existsSync(f)) {
+      console.error(`bench: ${f} is missing: run npm run build`);
+      process.exit(2);
+    }
+  }
+  // Work on a copy: other builds may replace dist/ while the bench runs.
+  const snap = join(tmpdir(), `${PREFIX}-dist-${process.pid}`);
+  mkdirSync(join(snap, 'bpf'), { recursive: true });
+  copyFileSync(exe, join(snap, 'meshlane'));
+  chmodSync(join(snap, 'meshlane'), 0o755);
+  copyFileSync(bpfObject, join(snap, 'bpf', 'meshlane.o'));
+  exe = join(snap, 'meshlane');
+  bpfObject = join(snap, 'bpf', 'meshlane.o');
+  const shared = resolve(root, '..', 'shared', 'fixtures');
+  const goldenFile = join(shared, 'istio-plugin-iptables-golden', 'basic.txt.golden');
+  const fixturePod = join(shared, 'pods', 'istio-sidecar-cni-native.json');
+  const out = resolve(root, process.env['BENCH_OUT'] ?? 'BENCHMARKS.md');
+  const cfgDir = join(tmpdir(), `${PREFIX}-cfg-${process.pid}`);
+  const netOpts = {
+    reps: envInt('BENCH_REPS', 3),
+    wrkSeconds: envInt('BENCH_WRK_SECONDS', 3),
+    connSeconds: envInt('BENCH_CONN_SECONDS', 2),
+    iperfSeconds: envInt('BENCH_IPERF_SECONDS', 1),
+    connections: [2, 10, 100],
+    sizes: [64, 1024, 4096, 65536, 262144],
+    bpfObject,
+    goldenFile,
+    cfgDir,
+  };
+  const cniOpts = { runs: envInt('BENCH_CNI_RUNS', 200), startupRuns: envInt('BENCH_STARTUP_RUNS', 50), exe, bpfObject, fixturePod, repoRoot: root };
+  const nice = Number(process.env['BENCH_NICE'] ?? '0');
+  if (Number.isInteger(nice) && nice !== 0) setPriority(nice);
+  const m = machine();
+  const started = Date.now();
+  let node: SandboxNode | undefined;
+  let cleaned = false;
+  const cleanup = async (): Promise<void> => {
+    if (cleaned) return;
+    cleaned = true;
+    if (node) await removeDatapath({ pinDir: node.pinDir, cgroupDir: node.cgroupRoot }).catch(() => undefined);
+    await node?.destroy().catch((e: unknown) => log(`cleanup: ${(e as Error).message}`));
+    rmSync(cfgDir, { recursive: true, force: true });
+    rmSync(snap, { recursive: true, force: true });
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  let net: NetResult | undefined;
+  let cni: CniResult | undefined;
+  const write = (final: boolean): void => {
+    m.loadEnd = loadavg().map((x) => x.toFixed(1)).join(' ');
+    const input: ReportInput = { machine: m, net, cni, netOpts, cniOpts, final, seconds: (Date.now() - started) / 1000, knobs: knobs() };
+    // The raw samples, to re-render BENCHMARKS.md (BENCH_RENDER=<file>) without a new run.
+    mkdirSync(join(root, '.build', 'bench'), { recursive: true });
+    writeFileSync(join(root, '.build', 'bench', 'last-run.json'), `${JSON.stringify(input, null, 1)}\n`);
+    writeFileSync(out, renderReport(input));
+  };
+  try {
+    node = await createNode({ prefix: PREFIX, ipv4Subnet: '10.213.150.0/24', ipv6Subnet: 'fd00:213:150::/64' });
+    log(`node ${PREFIX}: ${m.nproc} CPUs, kernel ${m.kernel}, ${m.cpuModel}`);
+    if (process.env['BENCH_SKIP_NET'] !== '1') {
+      net = await runNet(node, netOpts, (r) => {
+        net = r;
+      });
+      write(false);
+    }
+    if (process.env['BENCH_SKIP_CNI'] !== '1') {
+      cni = await runCni(node, cniOpts);
+    }
+  } finally {
+    await cleanup();
+  }
+  write(true);
+  log(`wrote ${out} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  const errs = [...(net?.errors ?? []), ...(cni?.errors ?? [])];
+  if (errs.length > 0) {
+    log(`${errs.length} error(s):\n  ${errs.join('\n  ')}`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});
