@@ -149,7 +149,8 @@ async function main(): Promise<void> {
     // The raw samples, to re-render BENCHMARKS.md (BENCH_RENDER=<file>) without a new run.
     mkdirSync(join(root, '.build', 'bench'), { recursive: true });
     writeFileSync(join(root, '.build', 'bench', 'last-run.json'), `${JSON.stringify(input, null, 1)}\n`);
-    writeFileSync(out, renderReport(input));
+    // BENCHMARKS.md only from a finished run: an interrupted one must not replace the last full report.
+    if (final) writeFileSync(out, renderReport(input));
   };
   try {
     node = await createNode({ prefix: PREFIX, ipv4Subnet: '10.213.150.0/24', ipv6Subnet: 'fd00:213:150::/64' });
