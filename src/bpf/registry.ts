@@ -65,14 +65,25 @@ export async function registerPod(pinDir: string, reg: PodRegistration): Promise
  */
 export async function unregisterPod(pinDir: string, reg: Pick<PodRegistration, 'cgroupId' | 'ipv4' | 'ipv6'>): Promise<void> {
   const p = pinPaths(pinDir);
-  const others = (await listPodsByCgroup(pinDir)).filter((e) => e.cgroupId !== reg.cgroupId);
+  const all = await listPodsByCgroup(pinDir);
+  const others = all.filter((e) => e.cgroupId !== reg.cgroupId);
   const ownedByOther = (ip: string): boolean => {
     const key = Buffer.from(toMapped16(ip));
     return others.some((o) => key.equals(Buffer.from(o.pod.ip4)) || key.equals(Buffer.from(o.pod.ip6)));
   };
+  const ops = unregisterOps(pinDir, reg).filter((op) => !(op.map === p.map(MAP_NAMES.podsByIp) && ownedByOther(fromMapped16(op.key))));
+  // The usual DEL: the cgroup entry is there, so ADD wrote the IP entries too.
+  // One bpftool process for all of it; a CNI call starts processes for every pod.
+  if (all.some((e) => e.cgroupId === reg.cgroupId)) {
+    try {
+      await mapBatch(ops);
+      return;
+    } catch {
+      // Some entry was already gone (an earlier DEL stopped half-way): delete what is there.
+    }
+  }
   const present: MapOp[] = [];
-  for (const op of unregisterOps(pinDir, reg)) {
-    if (op.map === p.map(MAP_NAMES.podsByIp) && ownedByOther(fromMapped16(op.key))) continue;
+  for (const op of ops) {
     if ((await mapLookup(op.map, op.key)) !== undefined) present.push(op);
   }
   await mapBatch(present);

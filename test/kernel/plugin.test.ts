@@ -180,6 +180,20 @@ t.test('CHECK fails when the registration was changed behind its back', async (t
   t.same(await mapsEmpty(), { cg: 0, ip: 0 });
 });
 
+t.test('DEL removes what is left when an earlier DEL stopped half-way', async (t) => {
+  const pod = fixture('istio-sidecar-cni-native.json');
+  const list = conflist();
+  const sb = await sandbox(pod);
+  const { fromMeshlane } = await add(list, sb);
+  const { v6 } = ipsOf(fromMeshlane);
+  const { mapBatch } = await import('../../src/bpf/bpftool.js');
+  await mapBatch([{ op: 'delete', map: join(n.pinDir, 'maps', MAP_NAMES.podsByIp), key: toMapped16(v6) }]);
+  t.same(await mapsEmpty(), { cg: 1, ip: 1 }, 'the IPv6 entry is already gone');
+  await del(list, sb, fromMeshlane);
+  t.same(await mapsEmpty(), { cg: 0, ip: 0 }, 'DEL removed the rest');
+  t.notOk(existsSync(recordFile(sb)), 'record removed');
+});
+
 const passThrough: Array<[string, FixturePod, Record<string, string> | undefined]> = [
   ['classic iptables-mode pod (istio-init)', fixture('istio-sidecar-classic.json'), undefined],
   ['injection disabled', fixture('istio-inject-disabled.json'), undefined],
