@@ -48,6 +48,17 @@ function tc(netnsPath: string, args: readonly string[]): Promise<{ stdout: strin
   return run('nsenter', [`--net=${netnsPath}`, '--', 'tc', ...args], { timeoutMs: TIMEOUT_MS });
 }
 
+/** Several tc commands in one process (`tc -batch`): a CNI call pays for every process it starts. */
+function tcBatch(netnsPath: string, commands: ReadonlyArray<readonly string[]>): Promise<{ stdout: string }> {
+  for (const c of commands) {
+    for (const a of c) if (a === '' || /\s/.test(a)) throw new TcError(`tc batch argument with white space: ${JSON.stringify(a)}`);
+  }
+  return run('nsenter', [`--net=${netnsPath}`, '--', 'tc', '-batch', '-'], {
+    timeoutMs: TIMEOUT_MS,
+    input: `${commands.map((c) => c.join(' ')).join('\n')}\n`,
+  });
+}
+
 const IFNAME_RE = /^[^\s/]{1,15}$/;
 
 function checkSpec(netnsPath: string, ifname: string): void {
@@ -82,6 +93,11 @@ export async function hasClsact(netnsPath: string, ifname: string): Promise<bool
 export async function listFilters(netnsPath: string, ifname: string, direction: TcDirection): Promise<TcFilter[]> {
   checkSpec(netnsPath, ifname);
   if (!(await hasClsact(netnsPath, ifname))) return [];
+  return showFilters(netnsPath, ifname, direction);
+}
+
+/** The filters of one hook, the clsact qdisc known to be there. */
+async function showFilters(netnsPath: string, ifname: string, direction: TcDirection): Promise<TcFilter[]> {
   const { stdout } = await tc(netnsPath, ['-j', 'filter', 'show', 'dev', ifname, direction]);
   const out: TcFilter[] = [];
   for (const f of parseJson<JsonFilter>(stdout)) {
@@ -107,18 +123,16 @@ export async function attachTc(spec: TcAttachSpec): Promise<TcAttachResult> {
   if (!existsSync(spec.netnsPath)) throw new TcError(`netns ${spec.netnsPath} does not exist`);
   let addedClsact = false;
   try {
+    const commands: string[][] = [];
     if (!(await hasClsact(spec.netnsPath, spec.ifname))) {
-      await tc(spec.netnsPath, ['qdisc', 'add', 'dev', spec.ifname, 'clsact']);
+      commands.push(['qdisc', 'add', 'dev', spec.ifname, 'clsact']);
       addedClsact = true;
     }
     // Egress first: replies are restored before any connection is steered.
     for (const d of ['egress', 'ingress'] as const) {
-      await tc(spec.netnsPath, [
-        'filter', 'replace', 'dev', spec.ifname, d,
-        'pref', String(TC_PREF), 'handle', TC_HANDLE,
-        'bpf', 'direct-action', 'pinned', spec.programs[d],
-      ]);
+      commands.push(['filter', 'replace', 'dev', spec.ifname, d, 'pref', String(TC_PREF), 'handle', TC_HANDLE, 'bpf', 'direct-action', 'pinned', spec.programs[d]]);
     }
+    await tcBatch(spec.netnsPath, commands);
   } catch (err) {
     await detachTc({ netnsPath: spec.netnsPath, ifname: spec.ifname, removeClsact: addedClsact }).catch(() => undefined);
     throw new TcError(`attaching the inbound programs to ${spec.ifname} in ${spec.netnsPath} failed: ${(err as Error).message}`, { cause: err });
@@ -151,18 +165,19 @@ export async function detachTc(spec: TcDetachSpec): Promise<string[]> {
     throw err;
   }
   if (!clsact) return removed;
-  for (const d of ['ingress', 'egress'] as const) {
-    const ours = (await listFilters(spec.netnsPath, spec.ifname, d)).filter((f) => f.pref === TC_PREF);
-    if (ours.length === 0) continue;
-    await tc(spec.netnsPath, ['filter', 'del', 'dev', spec.ifname, d, 'pref', String(TC_PREF)]);
-    removed.push(`${d}:${ours.map((f) => f.progName ?? f.handle).join(',')}`);
+  const filters = [...(await showFilters(spec.netnsPath, spec.ifname, 'ingress')), ...(await showFilters(spec.netnsPath, spec.ifname, 'egress'))];
+  const ours = filters.filter((f) => f.pref === TC_PREF);
+  const describe = (d: TcDirection): string => `${d}:${ours.filter((f) => f.direction === d).map((f) => f.progName ?? f.handle).join(',')}`;
+  const directions = (['ingress', 'egress'] as const).filter((d) => ours.some((f) => f.direction === d));
+  if (spec.removeClsact && filters.every((f) => f.pref === TC_PREF)) {
+    // We added the qdisc and only our filters are on it: removing it removes them.
+    await tc(spec.netnsPath, ['qdisc', 'del', 'dev', spec.ifname, 'clsact']);
+    removed.push(...directions.map(describe), 'qdisc:clsact');
+    return removed;
   }
-  if (spec.removeClsact) {
-    const left = [...(await listFilters(spec.netnsPath, spec.ifname, 'ingress')), ...(await listFilters(spec.netnsPath, spec.ifname, 'egress'))];
-    if (left.length === 0) {
-      await tc(spec.netnsPath, ['qdisc', 'del', 'dev', spec.ifname, 'clsact']);
-      removed.push('qdisc:clsact');
-    }
+  if (directions.length > 0) {
+    await tcBatch(spec.netnsPath, directions.map((d) => ['filter', 'del', 'dev', spec.ifname, d, 'pref', String(TC_PREF)]));
+    removed.push(...directions.map(describe));
   }
   return removed;
 }
