@@ -35,8 +35,8 @@ async function cleanupObject(opts: InstallOptions): Promise<void> {
   removeEmbeddedObject();
 }
 
-export async function runInstall(args: readonly string[], ctx: CliContext): Promise<number> {
-  const opts = parseOptions(args, ctx.env, INSTALL_FLAGS);
+export async function runInstall(args: readonly string[], ctx: CliContext, flags: readonly string[] = INSTALL_FLAGS): Promise<number> {
+  const opts = parseOptions(args, ctx.env, flags);
   const log = createLogger({ level: opts.logLevel, stderrStream: ctx.stderr, fields: { component: 'installer' } });
   const installer = new Installer(opts, installerEnv(opts, log, ctx.env));
   try {
