@@ -169,4 +169,39 @@ TOOL_FN void json_str(char *out, size_t len, const char *s) {
   out[o] = '\0';
 }
 
+// Start fn(arg) on a detached thread with a small stack. 0 on success.
+TOOL_FN int start_detached(void *(*fn)(void *), void *arg) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t th;
+  int rc = pthread_create(&th, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
+// Accept on the n listening sockets in p until lifetime_ms is over (0: forever).
+// Each accepted socket goes to on_accept(fd, index of its listener, arg).
+// Returns 0 at the end of the lifetime, 1 when poll fails (`tool` names the error).
+TOOL_FN int accept_loop(struct pollfd *p, int n, int64_t lifetime_ms, const char *tool,
+                        void (*on_accept)(int fd, int listener, void *arg), void *arg) {
+  int64_t end = lifetime_ms > 0 ? now_ms() + lifetime_ms : INT64_MAX;
+  for (;;) {
+    int64_t left = end - now_ms();
+    if (left <= 0) return 0;
+    for (int i = 0; i < n; i++) { p[i].events = POLLIN; p[i].revents = 0; }
+    int r = poll(p, (nfds_t)n, left > 1000 ? 1000 : (int)left);
+    if (r < 0 && errno != EINTR) { fprintf(stderr, "%s: poll: %s\n", tool, strerror(errno)); return 1; }
+    for (int i = 0; r > 0 && i < n; i++) {
+      if (!(p[i].revents & POLLIN)) continue;
+      for (int k = 0; k < 256; k++) {
+        int fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) break;
+        on_accept(fd, i, arg);
+      }
+    }
+  }
+}
+
 #endif

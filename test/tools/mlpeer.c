@@ -116,6 +116,12 @@ static int srv_listen(const char *ip, int port) {
   return fd;
 }
 
+static void srv_accepted(int fd, int listener, void *arg) {
+  (void)listener;
+  (void)arg;
+  if (start_detached(srv_conn, (void *)(intptr_t)fd) != 0) close(fd);
+}
+
 static int server_main(int argc, char **argv) {
   int port = -1;
   const char *family = "both", *bind4 = "0.0.0.0", *bind6 = "::";
@@ -146,27 +152,7 @@ static int server_main(int argc, char **argv) {
   if (v6) p[n++].fd = srv_listen(bind6, port);
   emit("{\"event\":\"listening\",\"port\":%d,\"v4\":%s,\"v6\":%s,\"mode\":\"%s\"}", port, v4 ? "true" : "false",
        v6 ? "true" : "false", srv_mode);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  int64_t end = lifetime_ms > 0 ? now_ms() + lifetime_ms : INT64_MAX;
-  for (;;) {
-    int64_t left = end - now_ms();
-    if (left <= 0) break;
-    for (int i = 0; i < n; i++) { p[i].events = POLLIN; p[i].revents = 0; }
-    int r = poll(p, (nfds_t)n, left > 1000 ? 1000 : (int)left);
-    if (r < 0 && errno != EINTR) { perror("mlpeer: poll"); return 1; }
-    for (int i = 0; r > 0 && i < n; i++) {
-      if (!(p[i].revents & POLLIN)) continue;
-      for (int k = 0; k < 256; k++) {
-        int fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) break;
-        pthread_t th;
-        if (pthread_create(&th, &attr, srv_conn, (void *)(intptr_t)fd) != 0) close(fd);
-      }
-    }
-  }
+  if (accept_loop(p, n, lifetime_ms, "mlpeer", srv_accepted, NULL) != 0) return 1;
   emit("{\"event\":\"exit\",\"reason\":\"lifetime\"}");
   return 0;
 }

@@ -232,6 +232,21 @@ static int listen_on(const char *ip, int port) {
   return fd;
 }
 
+struct listeners {
+  const int *port_of;
+  const int *inbound_of;
+};
+
+static void proxy_accepted(int fd, int listener, void *arg) {
+  const struct listeners *ls = arg;
+  struct conn *c = malloc(sizeof *c);
+  if (c == NULL) { close(fd); return; }
+  c->fd = fd;
+  c->listener_port = ls->port_of[listener];
+  c->inbound = ls->inbound_of[listener];
+  if (start_detached(serve, c) != 0) { close(fd); free(c); }
+}
+
 int main(int argc, char **argv) {
   int out_port = 15001, in_port = 15006;
   const char *bind4 = "0.0.0.0", *bind6 = "::";
@@ -268,32 +283,8 @@ int main(int argc, char **argv) {
   emit("{\"event\":\"listening\",\"ports\":[%d,%d],\"v4\":%s,\"v6\":%s}", out_port, in_port,
        bind4 ? "true" : "false", bind6 ? "true" : "false");
 
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  int64_t end = lifetime_ms > 0 ? now_ms() + lifetime_ms : INT64_MAX;
-  for (;;) {
-    int64_t left = end - now_ms();
-    if (left <= 0) break;
-    for (int i = 0; i < n; i++) { p[i].events = POLLIN; p[i].revents = 0; }
-    int r = poll(p, (nfds_t)n, left > 1000 ? 1000 : (int)left);
-    if (r < 0 && errno != EINTR) { perror("mlproxy: poll"); return 1; }
-    for (int i = 0; r > 0 && i < n; i++) {
-      if (!(p[i].revents & POLLIN)) continue;
-      for (int k = 0; k < 256; k++) {
-        int fd = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0) break;
-        struct conn *c = malloc(sizeof *c);
-        if (c == NULL) { close(fd); break; }
-        c->fd = fd;
-        c->listener_port = port_of[i];
-        c->inbound = inbound_of[i];
-        pthread_t th;
-        if (pthread_create(&th, &attr, serve, c) != 0) { close(fd); free(c); }
-      }
-    }
-  }
+  struct listeners ls = {port_of, inbound_of};
+  if (accept_loop(p, n, lifetime_ms, "mlproxy", proxy_accepted, &ls) != 0) return 1;
   emit("{\"event\":\"exit\",\"reason\":\"lifetime\"}");
   return 0;
 }
