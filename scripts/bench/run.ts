@@ -22,7 +22,7 @@ import { renderReport, type Machine, type ReportInput } from './report.js';
 import { log } from './util.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PREFIX = 'mlbench';
+const PREFIX = 'mlbnc';
 const envInt = (k: string, d: number): number => {
   const v = process.env[k];
   return v !== undefined && /^\d+$/.test(v) ? Number(v) : d;
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   copyFileSync(bpfObject, join(snap, 'bpf', 'meshlane.o'));
   exe = join(snap, 'meshlane');
   bpfObject = join(snap, 'bpf', 'meshlane.o');
-  const shared = resolve(root, '..', 'shared', 'fixtures');
+  const shared = resolve(root, 'testing', 'fixtures');
   const goldenFile = join(shared, 'istio-plugin-iptables-golden', 'basic.txt.golden');
   const fixturePod = join(shared, 'pods', 'istio-sidecar-cni-native.json');
   const out = resolve(root, process.env['BENCH_OUT'] ?? 'BENCHMARKS.md');

@@ -9,11 +9,11 @@ import type { Logger, LogFields } from '../../src/log/logger.js';
 import { CniError } from '../../src/cni/errors.js';
 import { runCni, type CniHandlers, type LogFieldsForCall, type SkelOptions } from '../../src/cni/skel.js';
 import { passThroughHandlers } from './passthrough-handlers.js';
+export { upstreamFixtures } from '../helpers/paths.js';
 import { isSupportedVersion } from '../../src/cni/versions.js';
 
 export const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
-export const sharedFixtures = resolve(repoRoot, '..', 'shared', 'fixtures');
 export const fixturesDir = join(here, 'fixtures');
 
 export function readFixture(name: string): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { MAX_CONFIG_DEPTH, decodeJson, parseNetConf, peekVersion } from '../../src/cni/netconf.js';
 import { isPrevResult } from '../../src/cni/result.js';
 import { SUPPORTED_VERSIONS } from '../../src/cni/versions.js';
-import { readFixture, sharedFixtures, throwsCni } from './helpers.js';
+import { readFixture, upstreamFixtures, throwsCni } from './helpers.js';
 
 const good = { cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'meshlane' };
 const bytes = (s: string | Buffer): Buffer => (typeof s === 'string' ? Buffer.from(s, 'utf8') : s);
@@ -94,13 +94,13 @@ t.test('peekVersion', async (t) => {
   t.equal(peekVersion(bytes('[]')), undefined);
 });
 
-// Every plugin entry of every real conflist in ../shared/fixtures, built as libcni
+// Every plugin entry of every real conflist in testing/fixtures, built as libcni
 // builds a plugin's stdin: the list's name and cniVersion injected into the entry
 // (a single-plugin .conf is the config itself).
-const conflistDir = join(sharedFixtures, 'conflists');
+const conflistDir = join(upstreamFixtures, 'conflists');
 const files = readdirSync(conflistDir).filter((f) => /\.conf(list)?$/.test(f));
 
-t.test('real conflists from ../shared/fixtures', async (t) => {
+t.test('real conflists from testing/fixtures', async (t) => {
   t.ok(files.length >= 9, `found ${files.length} configs`);
   for (const file of files) {
     const list = JSON.parse(readFileSync(join(conflistDir, file), 'utf8')) as Record<string, unknown>;

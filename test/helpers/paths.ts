@@ -3,8 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** Real inputs from other projects, beside the repo (../shared/fixtures). */
-export const sharedFixtures = resolve(repoRoot, '..', 'shared', 'fixtures');
+/** Real inputs from other projects, copied into the repo with their provenance (testing/fixtures/README.md). */
+export const upstreamFixtures = resolve(repoRoot, 'testing', 'fixtures');
 export const distExe = resolve(repoRoot, 'dist', 'meshlane');
 export const distBpfObject = resolve(repoRoot, 'dist', 'bpf', 'meshlane.o');
 /** Where containernetworking-plugins puts bridge, host-local, loopback ... */

@@ -3,10 +3,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseCniConfig, type ConfigFile } from '../../src/install/conflist.js';
-import { repoRoot, sharedFixtures } from '../helpers/paths.js';
+import { repoRoot, upstreamFixtures } from '../helpers/paths.js';
 
-export const conflistsDir = resolve(sharedFixtures, 'conflists');
-export const istioGoldenDir = resolve(sharedFixtures, 'istio-install-golden');
+export const conflistsDir = resolve(upstreamFixtures, 'conflists');
+export const istioGoldenDir = resolve(upstreamFixtures, 'istio-install-golden');
 
 export const meshlaneEntry = JSON.parse(readFileSync(resolve(repoRoot, 'cni-conf', 'meshlane.json'), 'utf8')) as Record<string, unknown>;
 

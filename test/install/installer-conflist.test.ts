@@ -9,7 +9,7 @@ import t from 'tap';
 import { Installer } from '../../src/install/installer.js';
 import { INSTALL_FLAGS, parseOptions } from '../../src/install/options.js';
 import type { Logger, LogFields } from '../../src/log/logger.js';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 
 class RecordingLogger implements Logger {
   lines: Array<{ level: string; msg: string; fields: LogFields }> = [];
@@ -42,8 +42,8 @@ t.test('invalid and unreadable configs are skipped with a log line', async (t) =
   const { dir, installer, log } = setup(t);
   writeFileSync(join(dir, '00-broken.conflist'), '{"name": "x", "plugins": [');
   writeFileSync(join(dir, '01-empty.conf'), '');
-  writeFileSync(join(dir, '02-map.conflist'), readFileSync(join(sharedFixtures, 'istio-install-golden', 'invalid-map.conflist')));
-  const flannel = readFileSync(join(sharedFixtures, 'conflists', 'flannel-10-flannel.conflist'));
+  writeFileSync(join(dir, '02-map.conflist'), readFileSync(join(upstreamFixtures, 'istio-install-golden', 'invalid-map.conflist')));
+  const flannel = readFileSync(join(upstreamFixtures, 'conflists', 'flannel-10-flannel.conflist'));
   writeFileSync(join(dir, '10-flannel.conflist'), flannel, { mode: 0o600 });
   chmodSync(join(dir, '10-flannel.conflist'), 0o600);
   const r = installer.ensureConflist();
@@ -58,7 +58,7 @@ t.test('invalid and unreadable configs are skipped with a log line', async (t) =
 
 t.test('a .conf becomes a .conflist without a downgrade; uninstall restores it byte for byte', async (t) => {
   const { dir, installer } = setup(t);
-  const conf = readFileSync(join(sharedFixtures, 'conflists', 'bridge-10-dbnet.conf'));
+  const conf = readFileSync(join(upstreamFixtures, 'conflists', 'bridge-10-dbnet.conf'));
   writeFileSync(join(dir, '10-dbnet.conf'), conf);
   const r = installer.ensureConflist();
   t.match(r, { conflist: true, conflistFile: '10-dbnet.conflist', wroteConflist: true });
@@ -72,7 +72,7 @@ t.test('a .conf becomes a .conflist without a downgrade; uninstall restores it b
 
 t.test('with istio-cni in the list, meshlane goes after it and uninstall leaves it as it was', async (t) => {
   const { dir, installer } = setup(t);
-  const original = readFileSync(join(sharedFixtures, 'istio-install-golden', 'list-with-istio.conflist'));
+  const original = readFileSync(join(upstreamFixtures, 'istio-install-golden', 'list-with-istio.conflist'));
   writeFileSync(join(dir, '10-calico.conflist'), original);
   installer.ensureConflist();
   const list = JSON.parse(readFileSync(join(dir, '10-calico.conflist'), 'utf8')) as { plugins: Array<Record<string, unknown>> };

@@ -10,9 +10,9 @@ import { apiServerUrl, renderKubeconfig } from '../../src/install/kubeconfig.js'
 import { INSTALL_FLAGS, parseOptions } from '../../src/install/options.js';
 import { currentToken, loadKubeconfig } from '../../src/kube/index.js';
 import { createLogger } from '../../src/log/logger.js';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 
-const golden = join(sharedFixtures, 'istio-install-golden');
+const golden = join(upstreamFixtures, 'istio-install-golden');
 const root = mkdtempSync(join(tmpdir(), 'meshlane-kubeconfig-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
 const sa = join(root, 'serviceaccount');

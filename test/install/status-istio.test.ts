@@ -5,9 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { hasIstioCniEntry, nodeMode, renderStatus, STATUS_VERSION, type PodStatus, type StatusReport } from '../../src/install/status.js';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 
-const golden = (f: string): Uint8Array => readFileSync(join(sharedFixtures, 'istio-install-golden', f));
+const golden = (f: string): Uint8Array => readFileSync(join(upstreamFixtures, 'istio-install-golden', f));
 
 t.test('the conflist: istio-cni entry or not', async (t) => {
   t.equal(hasIstioCniEntry('list-with-istio.conflist', golden('list-with-istio.conflist')), true);

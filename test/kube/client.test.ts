@@ -7,10 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { KubeApiError, KubeconfigError, getPod, loadKubeconfig } from '../../src/kube/index.js';
 import type { GetPodOptions, KubeAccess } from '../../src/kube/index.js';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 import { FakeApi, loadFixturePods, makePki } from './fake-api.js';
 
-const golden = join(sharedFixtures, 'istio-install-golden');
+const golden = join(upstreamFixtures, 'istio-install-golden');
 const TOKEN = 'eyJhbGciOiJSUzI1NiJ9.test-service-account-token.c2lnbmF0dXJl';
 const TOKEN_FOO = readFileSync(join(golden, 'token-foo'), 'utf8').trim();
 const TOKEN_BAR = readFileSync(join(golden, 'token-bar'), 'utf8').trim();

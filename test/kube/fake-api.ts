@@ -1,6 +1,6 @@
 // A local stand-in for the Kubernetes API server: HTTPS on 127.0.0.1 (random
 // port) with a CA and server certificate made by openssl at test time, serving
-// the real pod objects of ../shared/fixtures/pods at the API's paths, checking
+// the real pod objects of testing/fixtures/pods at the API's paths, checking
 // the bearer token, and answering each request as the test scripts it.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,9 +10,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 
-export const podFixtureDir = join(sharedFixtures, 'pods');
+export const podFixtureDir = join(upstreamFixtures, 'pods');
 
 export interface Pki {
   dir: string;

@@ -3,9 +3,9 @@ import type { Test } from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeconfigError, currentToken, loadKubeconfig } from '../../src/kube/index.js';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 
-const golden = join(sharedFixtures, 'istio-install-golden');
+const golden = join(upstreamFixtures, 'istio-install-golden');
 const SECRET = 'sEcReT-tOkEn-1234567890';
 const CA_PEM = readFileSync(join(golden, 'kube-ca.crt'));
 const CA_DATA = CA_PEM.toString('base64');

@@ -1,9 +1,9 @@
-// Every pod in ../shared/fixtures/pods through both sources, against what the
+// Every pod in testing/fixtures/pods through both sources, against what the
 // fixtures' README says istio-cni does with it.
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 import {
   decideSidecar,
   dnsCapture,
@@ -15,7 +15,7 @@ import {
 } from '../../src/mesh/index.js';
 import { encodePodConfig } from '../../src/bpf/pod-config.js';
 
-const podsDir = resolve(sharedFixtures, 'pods');
+const podsDir = resolve(upstreamFixtures, 'pods');
 const opts = { excludeNamespaces: ['kube-system'] };
 
 interface Expect {
@@ -25,7 +25,7 @@ interface Expect {
   annotationsReason?: RegExp;
 }
 
-// From ../shared/fixtures/README.md ("pods/").
+// From testing/fixtures/README.md ("pods/").
 const expected: Record<string, Expect> = {
   'istio-sidecar-cni-native.json': { meshed: true },
   'istio-sidecar-classic.json': { meshed: false, reason: /istio-init/ },

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 import {
   ANNOTATIONS as A,
   AnnotationError,
@@ -19,7 +19,7 @@ import {
 } from '../../src/mesh/index.js';
 import type { InterceptionConfig } from '../../src/bpf/pod-config.js';
 
-const goldenDir = resolve(sharedFixtures, 'istio-plugin-iptables-golden');
+const goldenDir = resolve(upstreamFixtures, 'istio-plugin-iptables-golden');
 
 interface Captured {
   inbound: { all: boolean; include: number[]; exclude: number[] };
