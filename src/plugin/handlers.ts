@@ -10,7 +10,7 @@ import type { CniHandlers, CniRequest } from '../cni/skel.js';
 import { validAttachments } from '../cni/gc.js';
 import { K8S_ARGS } from '../cni/env.js';
 import { isPodUid } from '../sys/pod-cgroup.js';
-import { withLock } from '../sys/lock.js';
+import { LockTimeoutError, withLock } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
 import { datapathInstalled } from './datapath.js';
@@ -45,7 +45,7 @@ async function locked<T>(conf: PluginConfig, body: () => Promise<T>): Promise<T>
     return await withLock(path, LOCK_TIMEOUT_MS, body);
   } catch (err) {
     if (err instanceof CniError) throw err;
-    if ((err as Error).name === 'LockTimeoutError') throw tryAgainLater((err as Error).message);
+    if (err instanceof LockTimeoutError) throw tryAgainLater(err.message);
     throw err;
   }
 }
