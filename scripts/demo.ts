@@ -17,14 +17,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { execPlugin, type Conflist, type Json, type Runtime } from './sandbox/cni-chain.js';
-import { addNetns, removeByPrefix } from './sandbox/netns.js';
+import { addNetns } from './sandbox/netns.js';
 import { buildTool, createNode, type SandboxNode, type SpawnedProcess } from './sandbox/node.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const exe = join(root, 'dist', 'meshlane');
-const fixtures = resolve(root, '..', 'shared', 'fixtures', 'pods');
-const PREFIX = 'mldemo';
-const POD_NS = 'mldemop';
+const fixtures = resolve(root, 'testing', 'fixtures', 'pods');
+const PREFIX = 'mldmo';
 const APP = { uid: 1000, gid: 1000 };
 const PROXY = { uid: 1337, gid: 1337 };
 
@@ -48,7 +47,6 @@ function annotationsOf(file: string | undefined): Json {
 }
 
 async function main(): Promise<void> {
-  await removeByPrefix(POD_NS);
   const node: SandboxNode = await createNode({ prefix: PREFIX, ipv4Subnet: '10.213.99.0/24', ipv6Subnet: 'fd00:213:99::/64' });
   const procs: SpawnedProcess[] = [];
   const pods: DemoPod[] = [];
@@ -69,7 +67,7 @@ async function main(): Promise<void> {
     const primary = {
       cniVersion: '1.0.0',
       name: 'demo-net',
-      plugins: [{ type: 'bridge', bridge: `${POD_NS}br`, isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.98.0/24' }]], dataDir: join(node.stateDir, 'ipam') } }],
+      plugins: [{ type: 'bridge', bridge: node.names.extra('br'), isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.98.0/24' }]], dataDir: join(node.stateDir, 'ipam') } }],
     };
     writeFileSync(join(dirs.net, '10-demo.conflist'), `${JSON.stringify(primary, null, 2)}\n`);
     const inst = await execa(exe, ['install', '--once', ...paths, '--log-file', join(node.stateDir, 'plugin.log')], { reject: false });
@@ -88,7 +86,7 @@ async function main(): Promise<void> {
       const uid = `de0de0de-0000-4000-8000-00000000000${i + 1}`;
       const cgroup = join(node.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`);
       mkdirSync(cgroup, { recursive: true });
-      const netns = await addNetns(`${POD_NS}${i + 1}`);
+      const netns = await addNetns(node.names.extra(`p${i + 1}`));
       const rt: Runtime = {
         containerId: `demo${i + 1}`,
         netns,
@@ -176,8 +174,7 @@ async function main(): Promise<void> {
       }
     }
     await execa(exe, ['uninstall', ...paths], { reject: false });
-    await removeByPrefix(POD_NS);
-    await node.destroy();
+    await node.destroy(); // the pod netns too: they are named under the node's prefix
     out('removed the pods, meshlane and the sandbox node');
   }
 }

@@ -23,7 +23,7 @@ export interface LinkOptions {
 export interface NodeLink {
   a: SandboxNode;
   b: SandboxNode;
-  /** Link name in A's node netns (`<A prefix>x`) and in B's (`<B prefix>x`). */
+  /** Link name in A's node netns (`<A prefix>xl`) and in B's (`<B prefix>xl`). */
   ifA: string;
   ifB: string;
   ipv4: [string, string];
@@ -45,8 +45,8 @@ export async function linkNodes(a: SandboxNode, b: SandboxNode, opts: LinkOption
   }
   const ipv4 = opts.ipv4 ?? ['169.254.213.1', '169.254.213.2'];
   const ipv6 = opts.ipv6 ?? ['fd00:213:ffff::1', 'fd00:213:ffff::2'];
-  const ifA = `${a.prefix}x`;
-  const ifB = `${b.prefix}x`;
+  const ifA = a.names.extra('l');
+  const ifB = b.names.extra('l');
   const unlink = async (): Promise<void> => {
     // Deleting one end removes the pair (and the routes through it).
     await ip(['-n', a.netns, 'link', 'del', ifA]).catch(() => undefined);

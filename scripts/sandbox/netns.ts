@@ -1,5 +1,4 @@
-// Network namespaces and links that a test makes, all named under one prefix so
-// that leftovers of an earlier, killed run are removed at the start.
+// Network namespaces and links: list, make, and the `ip` command itself.
 import { execa } from 'execa';
 
 const NAME = /^[A-Za-z0-9_-]{1,15}$/;
@@ -23,17 +22,6 @@ export async function listLinks(): Promise<string[]> {
     .split('\n')
     .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1] ?? '')
     .filter((n) => n !== '');
-}
-
-/** Remove every netns and host link whose name starts with `prefix` (ours by construction). */
-export async function removeByPrefix(prefix: string): Promise<void> {
-  if (!NAME.test(prefix) || prefix.length < 4) throw new Error(`refusing a short or odd prefix '${prefix}'`);
-  for (const ns of await listNetns()) {
-    if (ns.startsWith(prefix)) await execa('ip', ['netns', 'del', ns], { reject: false });
-  }
-  for (const link of await listLinks()) {
-    if (link.startsWith(prefix)) await execa('ip', ['link', 'del', link], { reject: false });
-  }
 }
 
 export async function addNetns(name: string): Promise<string> {

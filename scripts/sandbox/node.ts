@@ -1,10 +1,12 @@
 // A sandbox "node" for kernel tests: a cgroup v2 subtree (the node cgroup
 // root, where a test attaches the datapath), a bpffs pin dir, a state dir, and
 // a netns of its own holding a bridge; pods are netns + veth to that bridge +
-// kubelet-style cgroups. Everything is named from one prefix (see names.ts),
-// removed by destroy(), and leftovers of an earlier run with the same prefix
-// are removed by create() first. The host netns gets no address, link or route.
-import { mkdirSync, rmSync } from 'node:fs';
+// kubelet-style cgroups. Everything is named from one run prefix (the caller's
+// file prefix and a run tag, see names.ts and runs.ts), removed by destroy();
+// create() first removes what runs that are no longer alive left behind. The
+// host netns gets no address, link or route.
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,13 +15,15 @@ import { canonicalAddress, hostAddress, inSubnet, parseSubnet, type Subnet } fro
 import { ensureBpffs, makePinDir, removePinDir } from './bpffs.js';
 import { cgroup2Mount, cgroupId, makeCgroup, removeCgroupTree } from './cgroup.js';
 import { addNetns, ip, listLinks, listNetns } from './netns.js';
-import { isSandboxName, MAX_POD_INDEX, sandboxNames, type SandboxNames } from './names.js';
+import { checkFilePrefix, isSandboxName, MAX_POD_INDEX, runPrefixOf, sandboxNames, stateDirOf, type SandboxNames } from './names.js';
+import { BPFFS } from './bpffs.js';
+import { claimRunPrefix, leasedPrefixes, releaseRunPrefix, runAlive } from './runs.js';
 import { Pod, podCgroupRelPath, type PodOptions } from './pod.js';
 import { ProcessRegistry, type Placement, type RunOptions, type RunResult, type SpawnedProcess, type SpawnOptions } from './procs.js';
 import { buildTool } from './tools.js';
 
 export interface NodeOptions {
-  /** 3-11 chars, [a-z][a-z0-9]*; unique to the caller (one per test file). */
+  /** The caller's file prefix: 'ml' + 3 of [a-z0-9], one per test file; the node's names add a run tag. */
   prefix: string;
   /** Default 10.213.100.0/24. */
   ipv4Subnet?: string;
@@ -116,28 +120,32 @@ export class SandboxNode {
     this.#procs = procs;
   }
 
-  /** Make a sandbox node (removing leftovers of an earlier run with this prefix first). */
+  /** Make a sandbox node under a fresh run prefix (removing what dead runs of this file prefix left first). */
   static async create(opts: NodeOptions): Promise<SandboxNode> {
     if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
       throw new Error('a sandbox node needs root (it makes netns, cgroups and bpffs pins)');
     }
-    const names = sandboxNames(opts.prefix);
+    checkFilePrefix(opts.prefix);
     const subnet4 = parseSubnet(opts.ipv4Subnet ?? DEFAULT_IPV4_SUBNET);
     const subnet6 = parseSubnet(opts.ipv6Subnet ?? DEFAULT_IPV6_SUBNET);
     if (subnet4.family !== 4 || subnet6.family !== 6) throw new Error('ipv4Subnet must be IPv4 and ipv6Subnet IPv6');
     const mount = cgroup2Mount();
     const mlexec = await buildTool('mlexec');
-    await SandboxNode.cleanupPrefix(opts.prefix);
+    await removeStaleRuns(opts.prefix);
+    const prefix = claimRunPrefix(opts.prefix);
+    const names = sandboxNames(prefix);
     try {
       makeCgroup(join(mount, names.dirName));
       await ensureBpffs();
       const pinDir = makePinDir(names.dirName);
       mkdirSync(names.stateDir, { recursive: true, mode: 0o700 });
-      const node = new SandboxNode(opts.prefix, names, mount, subnet4, subnet6, pinDir, new ProcessRegistry(mlexec));
+      const node = new SandboxNode(prefix, names, mount, subnet4, subnet6, pinDir, new ProcessRegistry(mlexec));
       await node.#makeBridge();
       return node;
     } catch (err) {
-      await SandboxNode.cleanupPrefix(opts.prefix).catch(() => undefined);
+      await SandboxNode.cleanupPrefix(prefix)
+        .then(() => releaseRunPrefix(prefix))
+        .catch(() => undefined);
       throw err;
     }
   }
@@ -170,12 +178,16 @@ export class SandboxNode {
       () => removePinDir(names.dirName),
       async () => {
         for (const ns of await listNetns()) {
-          if (isSandboxName(prefix, ns)) await ip(['netns', 'del', ns]);
+          if (isSandboxName(prefix, ns)) await ip(['netns', 'del', ns]).catch(async (err: unknown) => {
+            if ((await listNetns()).includes(ns)) throw err; // gone meanwhile (another cleanup) is fine
+          });
         }
       },
       async () => {
         for (const link of await listLinks()) {
-          if (isSandboxName(prefix, link)) await ip(['link', 'del', link]);
+          if (isSandboxName(prefix, link)) await ip(['link', 'del', link]).catch(async (err: unknown) => {
+            if ((await listLinks()).includes(link)) throw err; // a veth goes with its peer's netns
+          });
         }
       },
       () => rmSync(names.stateDir, { recursive: true, force: true }),
@@ -299,9 +311,54 @@ export class SandboxNode {
     this.#destroyed = true;
     const errors = await errorsOf([() => this.#procs.killAll()]);
     this.#pods.clear();
-    errors.push(...(await errorsOf([() => SandboxNode.cleanupPrefix(this.prefix)])));
+    const cleanup = await errorsOf([() => SandboxNode.cleanupPrefix(this.prefix)]);
+    // The lease goes last, and only when nothing is left: a later run removes what stays.
+    if (cleanup.length === 0) releaseRunPrefix(this.prefix);
+    errors.push(...cleanup);
     throwAll(`destroying sandbox node '${this.prefix}'`, errors);
   }
+}
+
+function dirEntries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Remove what runs that are no longer alive left behind: every leased run
+ * prefix whose owner is gone, and every name of this file prefix's scheme
+ * (netns, links, cgroup dirs, pin dirs, state dirs) whose run holds no live lease.
+ * A live run's names are never touched.
+ */
+export async function removeStaleRuns(filePrefix: string): Promise<string[]> {
+  checkFilePrefix(filePrefix);
+  const stale = new Set(leasedPrefixes().filter((l) => !l.alive).map((l) => l.prefix));
+  let mount: string | undefined;
+  try {
+    mount = cgroup2Mount();
+  } catch {
+    mount = undefined;
+  }
+  const stateDirPrefix = stateDirOf('');
+  const names = [
+    ...(await listNetns()),
+    ...(await listLinks()),
+    ...(mount ? dirEntries(mount) : []),
+    ...dirEntries(BPFFS),
+    ...dirEntries(tmpdir()).map((d) => join(tmpdir(), d)).filter((d) => d.startsWith(stateDirPrefix)).map((d) => d.slice(stateDirPrefix.length)),
+  ];
+  for (const name of names) {
+    const p = runPrefixOf(filePrefix, name);
+    if (p && !runAlive(p)) stale.add(p);
+  }
+  for (const p of stale) {
+    await SandboxNode.cleanupPrefix(p);
+    releaseRunPrefix(p);
+  }
+  return [...stale];
 }
 
 export function createNode(opts: NodeOptions): Promise<SandboxNode> {

@@ -12,12 +12,13 @@ import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import t from 'tap';
 import { processCgroup } from '../../scripts/sandbox/cgroup.js';
-import { removeByPrefix } from '../../scripts/sandbox/netns.js';
+import { LEASE_DIR } from '../../scripts/sandbox/runs.js';
+import { acquireLock } from '../../src/sys/lock.js';
 import { buildTool, createNode, type JsonObject, type Placement, type SandboxNode, type SpawnedProcess } from '../../scripts/sandbox/node.js';
 import { attachedPrograms } from '../../src/bpf/loader.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
 import { mapEntryCount } from '../../src/bpf/registry.js';
-import { cniPluginDir, requireBuiltExe, sharedFixtures } from '../helpers/paths.js';
+import { cniPluginDir, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireCommand, requireRoot } from '../helpers/root.js';
 import { recordedCalls, wrapPlugin, type RecordedCall } from './cni-recorder.js';
 import { cleanupContainerd, Containerd, missingSharedDirs, removeEmptyDirs } from './containerd.js';
@@ -33,10 +34,14 @@ requireCommand('containerd-shim-runc-v2', 'containerd');
 const exe = process.env['MESHLANE_E2E_EXE'] ?? requireBuiltExe();
 
 /** The sandbox node (cgroup root, pin dir) and this file's containerd dirs. */
-const PREFIX = 'mle2ecd';
-/** Host links made by the bridge plugin (containerd runs CNI in the host netns). */
-const NET_PREFIX = 'mle2ecdc';
-const BRIDGE = `${NET_PREFIX}br`;
+const PREFIX = 'mle2e';
+/**
+ * containerd runs CNI in the host netns: the bridge and its route to SUBNET are
+ * the host's, and containerd 1.6 uses some host-wide dirs whatever its config
+ * says. So one run of this file at a time on a machine: a second test run
+ * waits here (bounded) for the first.
+ */
+const E2E_LOCK = join(LEASE_DIR, 'e2e-containerd.lock');
 const SUBNET = '10.213.160.0/24';
 /** The primary conflist's name (libcni caches results as <name>-<sandbox id>-<ifname>). */
 const NETWORK = `${PREFIX}-net`;
@@ -60,7 +65,7 @@ interface FixturePod {
   metadata: { namespace: string; name: string; uid: string; labels?: Record<string, string>; annotations?: Record<string, string> };
 }
 function fixture(file: string): FixturePod {
-  return JSON.parse(readFileSync(join(sharedFixtures, 'pods', file), 'utf8')) as FixturePod;
+  return JSON.parse(readFileSync(join(upstreamFixtures, 'pods', file), 'utf8')) as FixturePod;
 }
 
 interface RunningPod {
@@ -84,11 +89,12 @@ const procs: SpawnedProcess[] = [];
 // Shared dirs containerd 1.6 makes whatever its config says: remove them at the end when this
 // run (or a killed earlier run, which noted them in BASE) made them and they are empty.
 const SHARED_NOTE = join(BASE, 'shared-dirs-made.json');
-const madeByKilledRun = existsSync(SHARED_NOTE) ? (JSON.parse(readFileSync(SHARED_NOTE, 'utf8')) as string[]) : [];
 // Leftovers of a killed run first: containerd + shims of this base dir (by PID), mounts, v1 cgroups,
 // cached CNI results, links.
+mkdirSync(LEASE_DIR, { recursive: true, mode: 0o700 });
+const releaseE2eLock = await acquireLock(E2E_LOCK, 420_000);
+const madeByKilledRun = existsSync(SHARED_NOTE) ? (JSON.parse(readFileSync(SHARED_NOTE, 'utf8')) as string[]) : [];
 await cleanupContainerd(BASE, PREFIX, NETWORK);
-await removeByPrefix(NET_PREFIX);
 removeEmptyDirs(madeByKilledRun);
 const sharedDirsWeMayMake = missingSharedDirs();
 
@@ -118,14 +124,16 @@ t.teardown(async () => {
   if (installed && n) await step('meshlane uninstall', () => execa(exe, ['uninstall', ...meshlaneArgs(n, true)], { reject: false }));
   if (c) await step('stop containerd', () => c.stop());
   await step('containerd cleanup', () => cleanupContainerd(BASE, PREFIX, NETWORK));
-  await step('links', () => removeByPrefix(NET_PREFIX));
-  await step('sandbox node', async () => node?.destroy());
+  await step('sandbox node (and its host bridge)', async () => node?.destroy());
   removeEmptyDirs(sharedDirsWeMayMake);
+  releaseE2eLock();
   if (errors.length > 0) throw new Error(`teardown: ${errors.join('; ')}`);
 });
 
 node = await createNode({ prefix: PREFIX, ipv4Subnet: '10.213.161.0/24', ipv6Subnet: 'fd00:213:161::/64' });
 const n = node;
+/** Host links made by the bridge plugin, under the node's run prefix (removed with the node). */
+const BRIDGE = n.names.extra('cbr');
 for (const d of [dirs.cniBin, dirs.cniConf, dirs.ipam, dirs.calls]) mkdirSync(d, { recursive: true });
 writeFileSync(SHARED_NOTE, JSON.stringify(sharedDirsWeMayMake));
 for (const p of ['bridge', 'host-local', 'loopback', 'portmap']) symlinkSync(join(cniPluginDir, p), join(dirs.cniBin, p));
@@ -176,8 +184,12 @@ function calls(containerId: string): RecordedCall[] {
   return recordedCalls(dirs.calls).filter((c) => c.containerId === containerId);
 }
 
-/** As kubelet: the pod cgroup first, then RunPodSandbox with metadata, labels, annotations and cgroup_parent. */
-async function runPod(c: Containerd, fx: FixturePod): Promise<RunningPod> {
+/**
+ * As kubelet: the pod cgroup first, then RunPodSandbox with metadata, labels, annotations and cgroup_parent.
+ * `bare`: no annotations at all, as another CRI client may make a sandbox (kubelet always adds
+ * kubernetes.io/config.seen and kubernetes.io/config.source).
+ */
+async function runPod(c: Containerd, fx: FixturePod, opts: { bare?: boolean } = {}): Promise<RunningPod> {
   const { name, namespace, uid } = fx.metadata;
   const cgroupDir = join(n.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`);
   mkdirSync(cgroupDir, { recursive: true });
@@ -185,7 +197,7 @@ async function runPod(c: Containerd, fx: FixturePod): Promise<RunningPod> {
     metadata: { name, namespace, uid, attempt: 0 },
     hostname: name.slice(0, 63),
     labels: { ...(fx.metadata.labels ?? {}), 'io.kubernetes.pod.name': name, 'io.kubernetes.pod.namespace': namespace, 'io.kubernetes.pod.uid': uid },
-    annotations: { ...(fx.metadata.annotations ?? {}), 'kubernetes.io/config.source': 'api' },
+    annotations: opts.bare ? {} : { ...(fx.metadata.annotations ?? {}), 'kubernetes.io/config.source': 'api' },
     // containerd with the cgroupfs driver: the path below the cgroup mount(s).
     linux: { cgroup_parent: `/${relative(n.cgroup2Mount, cgroupDir)}`, security_context: { namespace_options: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
   };
@@ -295,6 +307,26 @@ t.test('RunPodSandbox: the sidecar pod is registered, the classic and the plain 
     t.same(passAdd.map((x) => x.exitCode), [0], `${p.fixture.metadata.name}: passes through ADD`);
     t.same(JSON.parse(passAdd[0]?.stdout ?? '{}'), passAdd[0]?.stdin['prevResult'], `${p.fixture.metadata.name}: prevResult handed on unchanged`);
   }
+});
+
+t.test('a sandbox with no annotations at all is passed through, not held for the API', async (t) => {
+  const c = ctrd;
+  if (!c) throw new Error('containerd did not start');
+  const fx: FixturePod = { metadata: { name: 'bare', namespace: 'default', uid: '6e8f1d4b-2c3a-4f7e-9b0d-1a2b3c4d5e06' } };
+  const bare = await runPod(c, fx, { bare: true });
+  const add = calls(bare.id).filter((x) => x.command === 'ADD');
+  t.same(add.map((x) => x.exitCode), [0], 'ADD passes through (there is no kubeconfig: asking the API would fail with code 11)');
+  const rc = add[0]?.stdin['runtimeConfig'];
+  // What containerd 1.6 really sends for an empty annotation map: recorded here, and what the plugin's rule rests on.
+  const key = 'io.kubernetes.cri.pod-annotations';
+  const sent = rc && typeof rc === 'object' && key in rc ? JSON.stringify((rc as Record<string, unknown>)[key]) : 'no key';
+  t.comment(`containerd put ${sent} under runtimeConfig["${key}"] for a sandbox without annotations`);
+  t.ok(sent === 'null' || sent === '{}', `the key is present, with null or {} (it was ${sent}): "this runtime passes annotations and the pod has none"`);
+  t.equal((await status()).pods.length, 1, 'still only the sidecar pod registered');
+  await c.cri.stopPodSandbox(bare.id);
+  await c.cri.removePodSandbox(bare.id);
+  bare.removed = true;
+  t.same(calls(bare.id).map((x) => x.exitCode).filter((x) => x !== 0), [], 'its DELs succeed too');
 });
 
 t.test('a process in the sidecar pod is steered through the uid-1337 proxy; the classic pod goes direct', async (t) => {

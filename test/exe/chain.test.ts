@@ -1,32 +1,28 @@
 // meshlane chained after the real bridge + host-local plugins, run as libcni
-// runs a conflist: ADD in order, DEL in reverse with the cached result, inside a
-// network namespace this test makes and removes.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// runs a conflist: ADD in order, DEL in reverse with the cached result, in pod
+// network namespaces of a sandbox node (the bridge lives in the node's netns,
+// not the host's).
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { chainAdd, chainCheck, chainDel, execPlugin, type Conflist, type Json } from '../../scripts/sandbox/cni-chain.js';
-import { addNetns, ip, removeByPrefix } from '../../scripts/sandbox/netns.js';
+import { addNetns, ip } from '../../scripts/sandbox/netns.js';
+import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
 import { cniPluginDir, requireBuiltExe } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the CNI chain test');
 const exe = requireBuiltExe();
-const PREFIX = 'mltchain';
-const runId = `${PREFIX}${process.pid % 100000}`;
-const state = mkdtempSync(join(tmpdir(), 'meshlane-chain-'));
-
-await removeByPrefix(PREFIX);
-t.teardown(async () => {
-  await removeByPrefix(PREFIX);
-  rmSync(state, { recursive: true, force: true });
-});
+let node: SandboxNode | undefined;
+t.teardown(() => node?.destroy());
+node = await createNode({ prefix: 'mltch', ipv4Subnet: '10.213.6.0/24', ipv6Subnet: 'fd00:213:6::/64' });
+const n = node;
+const state = n.stateDir;
 
 // Debian's bridge plugin speaks up to 1.0.0; 1.1.0 is covered by test/exe/plugin-protocol.test.ts.
 for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
   t.test(`bridge + host-local + meshlane at ${cniVersion}`, async (t) => {
-    const nsName = `${runId}${cniVersion.replace(/\./g, '')}`.slice(0, 15);
-    const bridge = `${PREFIX}b${cniVersion.replace(/\./g, '')}`.slice(0, 15);
+    const nsName = n.names.extra(`c${cniVersion.replace(/\./g, '')}`);
+    const bridge = n.names.extra(`b${cniVersion.replace(/\./g, '')}`);
     const netns = await addNetns(nsName);
     const list: Conflist = {
       cniVersion,
@@ -60,6 +56,7 @@ for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
       binDirs: [dirname(exe), cniPluginDir],
       // A pod without Istio's annotations: meshlane hands the result on and registers nothing.
       capabilityArgs: { 'io.kubernetes.cri.pod-annotations': { app: 'chain-test' } },
+      runInNetns: n.netns,
     };
 
     const bridgeOnly: Conflist = { ...list, plugins: [list.plugins[0] as Json] };
@@ -78,6 +75,6 @@ for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
     // containerd sends a second DEL without prevResult when the sandbox is removed.
     await execPlugin('DEL', list, list.plugins[1] as Json, { ...rt, netns: '' }, undefined);
     await ip(['netns', 'del', nsName]);
-    await ip(['link', 'del', bridge]).catch(() => undefined);
+    await n.ip(['link', 'del', bridge]).catch(() => undefined);
   });
 }

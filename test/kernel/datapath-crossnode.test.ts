@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { execa } from 'execa';
 import { execPlugin, type Conflist, type Json, type Runtime } from '../../scripts/sandbox/cni-chain.js';
 import { buildTool, linkNodes, type Pod } from '../../scripts/sandbox/node.js';
-import { distExe, requireBuiltExe, sharedFixtures } from '../helpers/paths.js';
+import { distExe, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 import { readPodConfig } from '../../src/bpf/registry.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, register, startInboundProxy, startProxy, startServer, summary } from '../helpers/datapath.js';
@@ -38,7 +38,7 @@ const u = await n2.addPod({ name: 'plain-client' }); // not meshed, node 2
 
 // ---- the plugin ADD for s, as a runtime would run it after the primary CNI ----
 const stateDir = join(n1.stateDir, 'plugin-state');
-const native = JSON.parse(readFileSync(join(sharedFixtures, 'pods', 'istio-sidecar-cni-native.json'), 'utf8')) as { metadata: { annotations: Record<string, string> } };
+const native = JSON.parse(readFileSync(join(upstreamFixtures, 'pods', 'istio-sidecar-cni-native.json'), 'utf8')) as { metadata: { annotations: Record<string, string> } };
 const annotations = { ...native.metadata.annotations, 'traffic.sidecar.istio.io/excludeInboundPorts': '15020,9090' };
 const list: Conflist = {
   cniVersion: '1.0.0',

@@ -19,7 +19,7 @@ import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, until } from '../helpers/datapath.js';
 
 requireRoot('the datapath DNS capture test');
-const { node, loc } = await datapathNode(t, 'mlkdns', 130);
+const { node, loc } = await datapathNode(t, 'mlkdn', 130);
 const mldns = await buildTool('mldns');
 
 // Answers tell who answered: the proxy's DNS listener or a real server.

@@ -18,7 +18,7 @@ import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, register, startServer } from '../helpers/datapath.js';
 
 requireRoot('the datapath getsockopt test');
-const { node, loc, mlpeer } = await datapathNode(t, 'mlkgso', 114);
+const { node, loc, mlpeer } = await datapathNode(t, 'mlkgs', 114);
 const a = await node.addPod({ name: 'a' });
 const b = await node.addPod({ name: 'b' });
 const g = await node.addPod({ name: 'g' });

@@ -9,7 +9,7 @@ import { requireRoot } from '../helpers/root.js';
 import { APP, counters, datapathNode, delta, describe, hostPort, install, register, startProxy, startServer, summary, tupleRecords, until } from '../helpers/datapath.js';
 
 requireRoot('the datapath outbound test');
-const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkout', 116);
+const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkou', 116);
 const a = await node.addPod({ name: 'a' });
 const b = await node.addPod({ name: 'b' });
 await install(loc);

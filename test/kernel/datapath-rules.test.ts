@@ -13,7 +13,7 @@ import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install,
 
 requireRoot('the datapath rules test');
 const OCTET = 113;
-const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkrule', OCTET);
+const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkru', OCTET);
 const a = await node.addPod({ name: 'a' });
 const b = await node.addPod({ name: 'b' });
 const s = await node.addPod({ name: 's' });

@@ -11,7 +11,7 @@ import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, register, startInboundProxy, startProxy, startServer, summary } from '../helpers/datapath.js';
 
 requireRoot('the datapath "never touched" test');
-const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlknot', 112);
+const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlknt', 112);
 const a = await node.addPod({ name: 'a' });
 const b = await node.addPod({ name: 'b' });
 const c = await node.addPod({ name: 'c' }); // never registered

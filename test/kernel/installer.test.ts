@@ -7,30 +7,27 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import t from 'tap';
 import { execPlugin, type Conflist, type Json } from '../../scripts/sandbox/cni-chain.js';
-import { addNetns, removeByPrefix } from '../../scripts/sandbox/netns.js';
+import { addNetns } from '../../scripts/sandbox/netns.js';
 import { buildTool, createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
 import { attachedPrograms } from '../../src/bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../../src/bpf/names.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
 import { listPodsByCgroup, readSettings, registerPod } from '../../src/bpf/registry.js';
-import { cniPluginDir, requireBuiltExe, sharedFixtures } from '../helpers/paths.js';
+import { cniPluginDir, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the installer test');
 const exe = requireBuiltExe();
-const PREFIX = 'mlkinst';
-const NS_PREFIX = 'mlkinstc';
+const PREFIX = 'mlkit';
 
 let node: SandboxNode | undefined;
 const running = new Set<ResultPromise>();
-await removeByPrefix(NS_PREFIX);
 t.teardown(async () => {
   for (const p of running) p.kill('SIGKILL');
   if (node) {
     await execa(exe, ['uninstall', ...dirs(node)], { reject: false });
   }
-  await removeByPrefix(NS_PREFIX);
-  await node?.destroy();
+  await node?.destroy(); // also the netns and links named n.names.extra(...)
 });
 node = await createNode({ prefix: PREFIX, ipv4Subnet: '10.213.120.0/24', ipv6Subnet: 'fd00:213:120::/64' });
 const n = node;
@@ -61,7 +58,7 @@ const primaryBytes = `${JSON.stringify({
   plugins: [
     {
       type: 'bridge',
-      bridge: `${NS_PREFIX}br`,
+      bridge: n.names.extra('cbr'),
       isGateway: false,
       ipMasq: false,
       ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.121.0/24' }]], dataDir: join(n.stateDir, 'ipam') },
@@ -160,6 +157,23 @@ t.test('/readyz waits for a primary CNI config, then flips to ready', async (t) 
   t.equal(meshlaneEntries(conflistNow()).length, 1, 'SIGTERM leaves the entry in place');
 });
 
+t.test('SIGTERM during the backoff of a rewrite storm ends the installer at once', async (t) => {
+  // The loop backs off (up to 5 s) while another agent keeps rewriting the file; a
+  // SIGTERM then must end it cleanly, not wait out the backoff (execa, like kubelet
+  // after its grace period, kills a process that does not end: no exit code then).
+  const { proc, port } = await startLoop();
+  await until('readyz 200', () => get(port, '/readyz'), (r) => r.status === 200);
+  for (let i = 0; i < 12; i++) {
+    writeFileSync(join(netDir, primaryName), primaryBytes);
+    await sleep(60);
+  }
+  proc.kill('SIGTERM');
+  const r = await proc;
+  t.equal(r.exitCode, 0, 'ended by its own handler with exit code 0');
+  t.equal(r.signal, undefined, 'not killed by a signal');
+  t.same(await perHook(), CGROUP_PROGRAMS.map(() => 1), 'the datapath stays attached');
+});
+
 t.test('install --once twice: one attachment per hook, nothing rewritten, binary placed', async (t) => {
   const r1 = await installOnce();
   t.match(r1, { ready: true, datapath: true, conflist: true, conflistFile: primaryName });
@@ -180,10 +194,10 @@ t.test('install --once twice: one attachment per hook, nothing rewritten, binary
 
 t.test('the chained conflist registers a sidecar pod; status --json lists it', async (t) => {
   const list = conflistNow() as unknown as Conflist;
-  const pod = JSON.parse(readFileSync(join(sharedFixtures, 'pods', 'istio-sidecar-cni-native.json'), 'utf8')) as { metadata: { namespace: string; name: string; annotations: Json } };
+  const pod = JSON.parse(readFileSync(join(upstreamFixtures, 'pods', 'istio-sidecar-cni-native.json'), 'utf8')) as { metadata: { namespace: string; name: string; annotations: Json } };
   const uid = '0a0b0c0d-1111-4222-8333-444455556666';
   mkdirSync(join(n.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`), { recursive: true });
-  const netns = await addNetns(`${NS_PREFIX}1`);
+  const netns = await addNetns(n.names.extra('c1'));
   const rt = {
     containerId: 'installer0001',
     netns,

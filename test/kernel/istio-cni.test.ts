@@ -27,12 +27,12 @@ import { interceptionFromAnnotations } from '../../src/mesh/index.js';
 import { STATE_VERSION, writeRecord } from '../../src/plugin/state.js';
 import { run } from '../../src/sys/exec.js';
 import { parseNatSave, probeIstioRules } from '../../src/sys/iptables.js';
-import { sharedFixtures } from '../helpers/paths.js';
+import { upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, install, register, startInboundProxy, startServer, summary, until, type Counters } from '../helpers/datapath.js';
 
 requireRoot('the istio-cni coexistence test');
-const GOLDEN_DIR = join(sharedFixtures, 'istio-plugin-iptables-golden');
+const GOLDEN_DIR = join(upstreamFixtures, 'istio-plugin-iptables-golden');
 const STATUS = { 'sidecar.istio.io/status': '{"initContainers":["istio-validation","istio-proxy"],"containers":null,"volumes":["istio-envoy"]}' };
 /** The annotations Istio's plugin test used to produce each golden (istio/istio cni/pkg/plugin). */
 const GOLDENS = {
@@ -48,7 +48,7 @@ const GOLDENS = {
   },
 } as const;
 
-const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkistio', 150);
+const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkic', 150);
 const stateDir = join(node.stateDir, 'meshlane-state');
 
 /** Run a command inside the pod's netns as istio-cni does (nsenter, argv, bounded). */

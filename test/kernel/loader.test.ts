@@ -22,7 +22,7 @@ t.teardown(async () => {
   if (node) await removeDatapath({ pinDir: node.pinDir, cgroupDir: node.cgroupRoot }).catch(() => undefined);
   await node?.destroy();
 });
-node = await createNode({ prefix: 'mlkload' });
+node = await createNode({ prefix: 'mlkld' });
 const loc: DatapathLocation = { pinDir: node.pinDir, cgroupDir: node.cgroupRoot };
 
 /** How many meshlane programs sit on each hook of the node cgroup. */

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path';
 import t from 'tap';
 import { execPlugin, PluginError, type Conflist, type Json, type Runtime } from '../../scripts/sandbox/cni-chain.js';
-import { addNetns, removeByPrefix } from '../../scripts/sandbox/netns.js';
+import { addNetns } from '../../scripts/sandbox/netns.js';
 import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
 import { toMapped16 } from '../../src/bpf/addr.js';
 import { POD_F, podCg, podConfig } from '../../src/bpf/layout.js';
@@ -14,18 +14,15 @@ import { MAP_NAMES } from '../../src/bpf/names.js';
 import { encodePodConfig } from '../../src/bpf/pod-config.js';
 import { listPodsByCgroup, mapEntryCount, readPodConfig } from '../../src/bpf/registry.js';
 import { interceptionFromAnnotations } from '../../src/mesh/index.js';
-import { cniPluginDir, distBpfObject, distExe, requireBuiltExe, sharedFixtures } from '../helpers/paths.js';
+import { cniPluginDir, distBpfObject, distExe, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the plugin registration test');
 requireBuiltExe();
-const PREFIX = 'mlkreg';
-const NS_PREFIX = 'mlkregc';
+const PREFIX = 'mlkrg';
 
 let node: SandboxNode | undefined;
-await removeByPrefix(NS_PREFIX);
 t.teardown(async () => {
-  await removeByPrefix(NS_PREFIX);
   if (node) await removeDatapath({ pinDir: node.pinDir, cgroupDir: node.cgroupRoot }).catch(() => undefined);
   await node?.destroy();
 });
@@ -38,7 +35,7 @@ interface FixturePod {
   metadata: { namespace: string; name: string; uid: string; annotations?: Record<string, string> };
 }
 function fixture(file: string): FixturePod {
-  return JSON.parse(readFileSync(join(sharedFixtures, 'pods', file), 'utf8')) as FixturePod;
+  return JSON.parse(readFileSync(join(upstreamFixtures, 'pods', file), 'utf8')) as FixturePod;
 }
 
 function meshlaneEntry(extra: Json = {}): Json {
@@ -63,7 +60,7 @@ function conflist(extra: Json = {}): Conflist {
     plugins: [
       {
         type: 'bridge',
-        bridge: `${NS_PREFIX}br`,
+        bridge: n.names.extra('cbr'),
         isGateway: false,
         ipMasq: false,
         ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.111.0/24' }], [{ subnet: 'fd00:213:111::/64' }]], dataDir: join(n.stateDir, 'ipam') },
@@ -84,7 +81,7 @@ async function sandbox(pod: FixturePod, opts: { makeCgroup?: boolean; args?: Rec
   const uid = `${pod.metadata.uid.slice(0, 30)}${String(seq).padStart(6, '0')}`;
   const cgroupDir = join(n.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`);
   if (opts.makeCgroup !== false) mkdirSync(cgroupDir, { recursive: true });
-  const ns = `${NS_PREFIX}${seq}`;
+  const ns = n.names.extra(`c${seq}`);
   const netns = await addNetns(ns);
   return {
     cgroupDir,

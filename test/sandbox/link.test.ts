@@ -17,8 +17,8 @@ t.teardown(async () => {
   await n1?.destroy();
   await n2?.destroy();
 });
-n1 = await createNode({ prefix: 'mlsbxl1', ipv4Subnet: '10.213.102.0/24', ipv6Subnet: 'fd00:213:102::/64' });
-n2 = await createNode({ prefix: 'mlsbxl2', ipv4Subnet: '10.213.103.0/24', ipv6Subnet: 'fd00:213:103::/64' });
+n1 = await createNode({ prefix: 'mlsl1', ipv4Subnet: '10.213.102.0/24', ipv6Subnet: 'fd00:213:102::/64' });
+n2 = await createNode({ prefix: 'mlsl2', ipv4Subnet: '10.213.103.0/24', ipv6Subnet: 'fd00:213:103::/64' });
 const node1 = n1;
 const node2 = n2;
 const a = await node1.addPod({ name: 'a' });
@@ -30,7 +30,7 @@ async function sysctlIn(ns: string, key: string): Promise<string> {
 }
 
 t.test('refuses to link nodes with the same subnets', async (t) => {
-  const twin = await createNode({ prefix: 'mlsbxl3', ipv4Subnet: '10.213.102.0/24', ipv6Subnet: 'fd00:213:104::/64' });
+  const twin = await createNode({ prefix: 'mlsl3', ipv4Subnet: '10.213.102.0/24', ipv6Subnet: 'fd00:213:104::/64' });
   t.teardown(() => twin.destroy());
   await t.rejects(linkNodes(node1, twin), /share a pod subnet/);
 });

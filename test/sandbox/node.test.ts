@@ -10,7 +10,7 @@ import { processCgroup } from '../../scripts/sandbox/cgroup.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the sandbox node test');
-const PREFIX = 'mlsbxnode';
+const PREFIX = 'mlsbn';
 const mlpeer = await buildTool('mlpeer');
 
 function statusIds(pid: number): { uid: string; gid: string } {
@@ -37,7 +37,7 @@ const b: Pod = await n.addPod({ name: 'server-b', qos: 'guaranteed', uid: '0c0ff
 const c: Pod = await n.addPod({ name: 'burst-c', qos: 'burstable' });
 
 t.test('layout: cgroups, pin dir, state dir, netns, addresses', async (t) => {
-  t.equal(n.cgroupRoot, join(n.cgroup2Mount, PREFIX));
+  t.equal(n.cgroupRoot, join(n.cgroup2Mount, n.prefix));
   t.ok(readFileSync('/proc/mounts', 'utf8').includes(` ${n.cgroup2Mount} cgroup2 `), 'the cgroup2 mount was detected');
   t.ok(existsSync(join(n.cgroupRoot, 'cgroup.procs')), 'the node root is a cgroup');
   t.equal(n.cgroupRootId, statSync(n.cgroupRoot, { bigint: true }).ino);
@@ -50,7 +50,7 @@ t.test('layout: cgroups, pin dir, state dir, netns, addresses', async (t) => {
   t.not(a.cgroupId, b.cgroupId);
   t.equal(a.cgroupLevel, n.cgroupRoot.split('/').length - n.cgroup2Mount.split('/').length + 3);
   t.ok(existsSync(join(a.cgroupPath, 'app', 'cgroup.procs')), 'default container cgroup');
-  t.equal(n.pinDir, `/sys/fs/bpf/${PREFIX}`);
+  t.equal(n.pinDir, `/sys/fs/bpf/${n.prefix}`);
   t.ok(existsSync(n.pinDir));
   t.match(readFileSync('/proc/mounts', 'utf8'), / \/sys\/fs\/bpf bpf /, 'bpffs mounted');
   t.ok(existsSync(n.stateDir));
@@ -63,7 +63,7 @@ t.test('layout: cgroups, pin dir, state dir, netns, addresses', async (t) => {
   t.match(addrs, /10\.213\.100\.1\/24/, 'gateway v4 on the bridge, inside the node netns');
   t.match(addrs, /fd00:213:100::1\/64/, 'gateway v6 on the bridge');
   const hostLinks = await listLinks();
-  t.same(hostLinks.filter((l) => l.startsWith(PREFIX)), [], 'no link of the sandbox in the host netns');
+  t.same(hostLinks.filter((l) => l.startsWith(n.prefix)), [], 'no link of the sandbox in the host netns');
   const hostAddrs = readFileSync('/proc/net/if_inet6', 'utf8');
   t.notMatch(hostAddrs, /fd000213010/, 'no sandbox IPv6 address in the host netns');
 
@@ -106,7 +106,7 @@ t.test('spawned processes are in the container cgroup, netns and uid asked for',
     if (comm !== 'sleep') await new Promise((r) => setTimeout(r, 10));
   }
   t.equal(comm, 'sleep', 'the PID held is the program itself (no wrapper left)');
-  t.equal(processCgroup(p.pid), `/${PREFIX}/kubepods/besteffort/pod${a.uid}/istio-proxy`, '0:: line of /proc/<pid>/cgroup');
+  t.equal(processCgroup(p.pid), `/${n.prefix}/kubepods/besteffort/pod${a.uid}/istio-proxy`, '0:: line of /proc/<pid>/cgroup');
   t.ok(readFileSync(join(a.cgroupPath, 'istio-proxy', 'cgroup.procs'), 'utf8').split('\n').includes(String(p.pid)));
   t.same(statusIds(p.pid), { uid: '1337', gid: '1337' });
   t.equal(netnsInode(p.pid), statSync(a.netnsPath, { bigint: true }).ino, 'in the pod netns');
@@ -116,7 +116,7 @@ t.test('spawned processes are in the container cgroup, netns and uid asked for',
 
   // A process that itself reads its cgroup: created in the cgroup before exec.
   const self = await b.run('cat', ['/proc/self/cgroup'], { uid: 4242, gid: 4243 });
-  t.match(self.stdout, new RegExp(`^0::/${PREFIX}/kubepods/pod${b.uid}/app$`, 'm'));
+  t.match(self.stdout, new RegExp(`^0::/${n.prefix}/kubepods/pod${b.uid}/app$`, 'm'));
   const id = await b.run('id', ['-u'], { uid: 4242, gid: 4243 });
   t.equal(id.stdout.trim(), '4242');
 
@@ -165,7 +165,7 @@ t.test('node-level processes run in the node netns, below the root but in no pod
   t.equal(close['peer'], `${n.gateway4}:${String(close['peer']).split(':')[1]}`, 'from the bridge address');
   t.equal(close['bytes_in'], 1000);
   const cg = await n.run('cat', ['/proc/self/cgroup']);
-  t.match(cg.stdout, new RegExp(`^0::/${PREFIX}/system$`, 'm'));
+  t.match(cg.stdout, new RegExp(`^0::/${n.prefix}/system$`, 'm'));
 });
 
 t.test('removePod takes one pod away', async (t) => {
@@ -192,8 +192,8 @@ t.test('destroy removes everything with the prefix', async (t) => {
   t.notOk(existsSync(paths.cgroup), 'no cgroup dir');
   t.notOk(existsSync(paths.pin), 'no pin dir');
   t.notOk(existsSync(paths.state), 'no state dir');
-  t.same((await listNetns()).filter((x) => x.startsWith(PREFIX)), [], 'no netns');
-  t.same((await listLinks()).filter((x) => x.startsWith(PREFIX)), [], 'no host links');
+  t.same((await listNetns()).filter((x) => x.startsWith(n.prefix)), [], 'no netns');
+  t.same((await listLinks()).filter((x) => x.startsWith(n.prefix)), [], 'no host links');
   await n.destroy();
   t.pass('a second destroy is harmless');
 });

@@ -3,27 +3,46 @@ import t from 'tap';
 import { canonicalAddress, hostAddress, inSubnet, parseSubnet } from '../../scripts/sandbox/addr.js';
 import { bpffsMounted } from '../../scripts/sandbox/bpffs.js';
 import { cgroup2Mount, cgroupLevel } from '../../scripts/sandbox/cgroup.js';
-import { checkPrefix, isSandboxName, sandboxNames } from '../../scripts/sandbox/names.js';
+import { checkFilePrefix, checkPrefix, isSandboxName, runPrefixOf, sandboxNames } from '../../scripts/sandbox/names.js';
+import { leaseOwnerAlive, parseLease, processStart } from '../../scripts/sandbox/runs.js';
 import { podCgroupRelPath } from '../../scripts/sandbox/pod.js';
 
 t.test('names fit in 15 characters and cleanup matches only the scheme', async (t) => {
-  const n = sandboxNames('mlcdefghijk');
-  for (const name of [n.nodeNetns, n.bridge, n.podNetns(250), n.podVeth(250)]) t.ok(name.length <= 15, name);
+  const n = sandboxNames('mlcdefgh');
+  for (const name of [n.nodeNetns, n.bridge, n.podNetns(250), n.podVeth(250), n.extra('abcdef')]) t.ok(name.length <= 15, name);
   t.throws(() => checkPrefix('ab'), /bad sandbox prefix/);
-  t.throws(() => checkPrefix('mlcdefghijkl'), /bad sandbox prefix/);
-  t.throws(() => checkPrefix('Mlc'), /bad sandbox prefix/);
+  t.throws(() => checkPrefix('mlcdefghi'), /bad sandbox prefix/, 'a run prefix is 8 characters');
+  t.throws(() => checkFilePrefix('mlcdef'), /bad sandbox prefix/, 'a file prefix is 5');
+  t.throws(() => checkPrefix('Mlcdefgh'), /bad sandbox prefix/);
   t.throws(() => checkPrefix('kubepods'), /bad sandbox prefix/, 'never a cgroup a real node uses');
   t.throws(() => checkPrefix('system'), /bad sandbox prefix/);
   t.throws(() => checkPrefix('a/b'), /bad sandbox prefix/);
   t.throws(() => n.podNetns(0));
   t.throws(() => n.podVeth(251));
-  t.ok(isSandboxName('mlsbx', 'mlsbxnode'));
-  t.ok(isSandboxName('mlsbx', 'mlsbxbr'));
-  t.ok(isSandboxName('mlsbx', 'mlsbxp12'));
-  t.ok(isSandboxName('mlsbx', 'mlsbxv3'));
-  t.notOk(isSandboxName('mlsbx', 'mlsbx2node'), 'a longer prefix is another sandbox');
-  t.notOk(isSandboxName('mlsbx', 'mlsbxpod'), 'not a name of the scheme');
-  t.notOk(isSandboxName('mlsbx', 'eth0'));
+  t.throws(() => n.extra('toolong7'));
+  t.ok(isSandboxName('mlsbx123', 'mlsbx123node'));
+  t.ok(isSandboxName('mlsbx123', 'mlsbx123br'));
+  t.ok(isSandboxName('mlsbx123', 'mlsbx123p12'));
+  t.ok(isSandboxName('mlsbx123', 'mlsbx123v3'));
+  t.ok(isSandboxName('mlsbx123', 'mlsbx123xc1'), 'an extra name of the test');
+  t.notOk(isSandboxName('mlsbx123', 'mlsbx1234node'), 'a longer prefix is another sandbox');
+  t.notOk(isSandboxName('mlsbx123', 'mlsbx123pod'), 'not a name of the scheme');
+  t.notOk(isSandboxName('mlsbx123', 'eth0'));
+  t.equal(runPrefixOf('mlsbx', 'mlsbx123p4'), 'mlsbx123', 'a name gives its run prefix');
+  t.equal(runPrefixOf('mlsbx', 'mlsbx123'), 'mlsbx123', 'a cgroup or pin dir is the run prefix itself');
+  t.equal(runPrefixOf('mlsbx', 'mlsbx123keep'), undefined, 'not of the scheme');
+  t.equal(runPrefixOf('mlsbx', 'mlsby123node'), undefined, 'another file prefix');
+});
+
+t.test('run leases: an owner is alive only with its pid and start time', async (t) => {
+  const start = (pid: number): string | undefined => (pid === 42 ? '1000' : undefined);
+  t.ok(leaseOwnerAlive({ pid: 42, start: '1000' }, start));
+  t.notOk(leaseOwnerAlive({ pid: 42, start: '999' }, start), 'a reused pid is another process');
+  t.notOk(leaseOwnerAlive({ pid: 43, start: '1000' }, start), 'no such process');
+  t.same(parseLease('{"pid":42,"start":"1000"}'), { pid: 42, start: '1000' });
+  t.equal(parseLease(''), undefined, 'a lease being written is not parsed');
+  t.equal(parseLease('{"pid":"42"}'), undefined);
+  t.equal(processStart(process.pid) !== undefined, true, 'this process has a start time');
 });
 
 t.test('address plan', async (t) => {

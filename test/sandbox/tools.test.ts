@@ -8,7 +8,7 @@ import { buildTool, createNode, type JsonObject, type Pod, type SandboxNode } fr
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the sandbox tools test');
-const PREFIX = 'mlsbxtool';
+const PREFIX = 'mlsbt';
 const ENOENT = 2;
 const ENOPROTOOPT = 92;
 // SO_ORIGINAL_DST without a conntrack entry: ENOENT when conntrack is in the kernel, else no such option.
