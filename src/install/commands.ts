@@ -38,6 +38,19 @@ async function cleanupObject(opts: InstallOptions): Promise<void> {
 export async function runInstall(args: readonly string[], ctx: CliContext, flags: readonly string[] = INSTALL_FLAGS): Promise<number> {
   const opts = parseOptions(args, ctx.env, flags);
   const log = createLogger({ level: opts.logLevel, stderrStream: ctx.stderr, fields: { component: 'installer' } });
+  // The handlers come first: a SIGTERM at any later moment (a pass, a backoff, the health
+  // server starting) ends the loop cleanly instead of killing the process half-way.
+  const stop = new AbortController();
+  const onSignal = (sig: string): void => {
+    log.info(`${sig}: stopping; the datapath, pins and CNI config entry stay in place`);
+    stop.abort();
+  };
+  const onTerm = (): void => onSignal('SIGTERM');
+  const onInt = (): void => onSignal('SIGINT');
+  if (!opts.once) {
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  }
   const installer = new Installer(opts, installerEnv(opts, log, ctx.env));
   try {
     if (opts.once) {
@@ -58,13 +71,6 @@ export async function runInstall(args: readonly string[], ctx: CliContext, flags
       opts.healthPort,
     );
     log.info('serving /healthz, /readyz, /metrics', { address: opts.healthAddress, port: health.port });
-    const stop = new AbortController();
-    const onSignal = (sig: string): void => {
-      log.info(`${sig}: stopping; the datapath, pins and CNI config entry stay in place`);
-      stop.abort();
-    };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
     let cleaned = false;
     await runInstallLoop(installer, log, state, {
       signal: stop.signal,
@@ -78,6 +84,8 @@ export async function runInstall(args: readonly string[], ctx: CliContext, flags
     await health.close();
     return 0;
   } finally {
+    process.removeListener('SIGTERM', onTerm);
+    process.removeListener('SIGINT', onInt);
     await log.close();
   }
 }

@@ -45,6 +45,10 @@ export async function startHealthServer(source: HealthSource, host: string, port
   return {
     server,
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // a scrape in flight must not hold the shutdown
+      }),
   };
 }

@@ -29,6 +29,20 @@ export interface LoopOptions {
   onState?: (s: LoopState) => void;
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 export async function runInstallLoop(installer: Installer, log: Logger, state: LoopState, opts: LoopOptions): Promise<void> {
   const periodMs = opts.periodMs ?? 30_000;
   const debounceMs = opts.debounceMs ?? 100;
@@ -98,8 +112,9 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
       wake = undefined;
       if (!opts.signal.aborted) {
         // Back off while the other agent keeps writing, so that a storm of rewrites is answered once.
+        // The signal cuts the wait short: SIGTERM must end the installer at once, not after a backoff.
         const backoff = writes.length > fightThreshold ? Math.min(5000, debounceMs * 2 ** (writes.length - fightThreshold)) : debounceMs;
-        await new Promise((r) => setTimeout(r, backoff));
+        await abortableSleep(backoff, opts.signal);
       }
     }
   } finally {
