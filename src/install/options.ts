@@ -70,14 +70,27 @@ export const INSTALL_FLAGS: readonly string[] = [
 export const UNINSTALL_FLAGS: readonly string[] = ['cni-net-dir', 'cni-bin-dir', 'cgroup-root', 'bpffs', 'pin-dir', 'state-dir', 'kubeconfig', 'log-level'];
 export const STATUS_FLAGS: readonly string[] = ['cni-net-dir', 'cgroup-root', 'bpffs', 'pin-dir', 'state-dir', 'json'];
 
+/**
+ * What a node command accepts: its own flags, and every flag of install, so that an
+ * operator can copy one command line between install, status and uninstall. A flag
+ * a command has no use for is accepted and ignored (its help says which).
+ */
+export function acceptedFlags(flags: readonly string[]): readonly string[] {
+  return [...flags, ...INSTALL_FLAGS.filter((f) => !flags.includes(f))];
+}
+
 export function optionsHelp(usage: string, flags: readonly string[]): string {
   const specs = SPECS.filter((s) => flags.includes(s.flag));
   const width = Math.max(...specs.map((s) => s.flag.length)) + 2;
+  const ignored = acceptedFlags(flags).filter((f) => !flags.includes(f));
   return [
     usage,
     '',
     'Flags (each also read from its environment variable):',
     ...specs.map((s) => `  --${s.flag.padEnd(width)}${s.help}${s.default !== undefined ? ` [${s.default || '""'}]` : ''}  (${s.env})`),
+    ...(ignored.length
+      ? ['', "Accepted and ignored here (install's other flags, so one command line fits install, status and uninstall):", `  ${ignored.map((f) => `--${f}`).join(' ')}`]
+      : []),
     '',
   ].join('\n');
 }
@@ -89,7 +102,8 @@ function truthy(v: string, name: string): boolean {
 }
 
 export function parseOptions(args: readonly string[], env: Readonly<Record<string, string | undefined>>, flags: readonly string[]): InstallOptions {
-  const specs = SPECS.filter((s) => flags.includes(s.flag));
+  const accepted = acceptedFlags(flags);
+  const specs = SPECS.filter((s) => accepted.includes(s.flag));
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({
@@ -104,10 +118,10 @@ export function parseOptions(args: readonly string[], env: Readonly<Record<strin
   const raw = (flag: string): string | undefined => {
     const spec = SPECS.find((s) => s.flag === flag);
     if (!spec) throw new Error(`unknown option ${flag}`);
+    if (!flags.includes(flag)) return spec.default; // accepted for copy-paste, no effect here
     const v = values[flag];
     if (typeof v === 'boolean') return v ? 'true' : 'false';
     if (typeof v === 'string') return v;
-    if (!flags.includes(flag)) return spec.default;
     return env[spec.env] ?? spec.default;
   };
   const path = (flag: string): string | undefined => {

@@ -6,7 +6,7 @@ import { fromMapped16 } from '../bpf/addr.js';
 import { progShow } from '../bpf/bpftool.js';
 import { COUNTERS, POD_F, type CounterName } from '../bpf/layout.js';
 import { attachedPrograms } from '../bpf/loader.js';
-import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, pinPaths } from '../bpf/names.js';
+import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, TC_PROGRAMS, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
 import { listRecords, type AttachmentRecord } from '../plugin/state.js';
 import { ISTIO_CNI_TYPE, parseCniConfig } from './conflist.js';
@@ -70,7 +70,12 @@ export interface StatusReport {
   pinDir: string;
   cgroupRoot: string;
   installed: boolean;
-  programs: Array<{ name: string; id?: number; pinned: boolean; attachedTo: string[] }>;
+  /**
+   * `attachedTo`: the cgroup hooks of a cgroup program. `podInterfaces`: for the tc
+   * programs, which attach per pod (at CNI ADD, on the pod's interface), how many of
+   * the recorded pod interfaces carry them.
+   */
+  programs: Array<{ name: string; id?: number; pinned: boolean; attachedTo: string[]; podInterfaces?: { attached: number; of: number } }>;
   maps: Array<{ name: string; pinned: boolean; entries?: number }>;
   settings?: { proxyUid: number; proxyGid: number; sockmap: 'off' | 'on' | 'proxy-only' };
   counters?: Record<CounterName, string>;
@@ -138,6 +143,9 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     const inMaps = await listPodsByCgroup(pinDir).catch(() => []);
     const { records, problems: recProblems } = listRecords(stateDir);
     problems.push(...recProblems);
+    const tcNames = new Set(TC_PROGRAMS.map((x) => x.name));
+    const podInterfaces = { attached: records.filter((r) => r.tc?.attached === true).length, of: records.length };
+    for (const prog of report.programs) if (tcNames.has(prog.name)) prog.podInterfaces = podInterfaces;
     const probes = await probeAll(records);
     for (const [i, r] of records.entries()) {
       const entry = inMaps.find((m) => m.cgroupId.toString() === r.cgroupId);
@@ -221,6 +229,16 @@ export function hasIstioCniEntry(fileName: string, bytes: Uint8Array): boolean {
   return plugins.some((x) => x !== null && typeof x === 'object' && (x as Record<string, unknown>)['type'] === ISTIO_CNI_TYPE);
 }
 
+function whereAttached(p: StatusReport['programs'][number]): string {
+  if (p.attachedTo.length) return `, attached to ${p.attachedTo.join('; ')}`;
+  if (p.name === 'ml_redirect') return ', on the sockhash';
+  if (TC_PROGRAMS.some((t) => t.name === p.name)) {
+    const i = p.podInterfaces;
+    return i ? `, per pod: on ${i.attached} of ${i.of} pod interface${i.of === 1 ? '' : 's'}` : ', per pod (attached at CNI ADD)';
+  }
+  return ', NOT attached';
+}
+
 export function renderStatus(r: StatusReport): string {
   const lines: string[] = [];
   lines.push(`datapath: ${r.installed ? 'installed' : 'NOT installed'} (pins ${r.pinDir}, cgroup ${r.cgroupRoot})`);
@@ -229,9 +247,7 @@ export function renderStatus(r: StatusReport): string {
   lines.push(`node mode: ${NODE_MODE_TEXT[n.mode]}${r.pods.length ? `; Istio rules present in ${n.podsWithIstioRules} of ${r.pods.length} pods${n.podsUnknown ? `, unknown in ${n.podsUnknown}` : ''}` : ''}`);
   if (r.settings) lines.push(`settings: proxy uid ${r.settings.proxyUid}, gid ${r.settings.proxyGid || '-'}, sockmap ${r.settings.sockmap}`);
   lines.push('', 'programs:');
-  for (const p of r.programs) {
-    lines.push(`  ${p.name.padEnd(14)} ${p.pinned ? `pinned (id ${p.id ?? '?'})` : 'not pinned'}${p.attachedTo.length ? `, attached to ${p.attachedTo.join('; ')}` : p.name === 'ml_redirect' ? ', on the sockhash' : ', NOT attached'}`);
-  }
+  for (const p of r.programs) lines.push(`  ${p.name.padEnd(14)} ${p.pinned ? `pinned (id ${p.id ?? '?'})` : 'not pinned'}${whereAttached(p)}`);
   lines.push('', 'maps:');
   for (const m of r.maps) lines.push(`  ${m.name.padEnd(14)} ${m.pinned ? `${m.entries ?? '?'} entries` : 'not pinned'}`);
   lines.push('', `pods (${r.pods.length}):`);
