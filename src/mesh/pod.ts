@@ -193,7 +193,7 @@ export function podInfoFromObject(obj: unknown): PodInfo {
 }
 
 /** A pod known only by its annotations (runtimeConfig["io.kubernetes.cri.pod-annotations"]). */
-export function podInfoFromAnnotations(namespace: string, podName: string, annotations: Record<string, unknown>): PodInfo {
+export function podInfoFromAnnotations(namespace: string, podName: string, annotations: unknown): PodInfo {
   return {
     namespace: name(namespace, 'namespace', true) as string,
     name: name(podName, 'name', true) as string,

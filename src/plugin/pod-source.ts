@@ -16,12 +16,19 @@ export interface PodLookup {
   source: 'annotations' | 'api';
 }
 
-export function runtimeAnnotations(config: Readonly<Record<string, unknown>>): Record<string, unknown> | undefined {
+/**
+ * The annotations the runtime passed. A key that is present means "this runtime
+ * passes annotations": `null` or `{}` then is a pod that has none (containerd
+ * sends null for a sandbox made without annotations), which no injector touched.
+ * undefined: the runtime passed none (no runtimeConfig, or no such key), so only
+ * the API can tell. A value of another type is handed on for the caller to refuse.
+ */
+export function runtimeAnnotations(config: Readonly<Record<string, unknown>>): unknown {
   const rc = config['runtimeConfig'];
   if (!rc || typeof rc !== 'object' || Array.isArray(rc)) return undefined;
+  if (!Object.prototype.hasOwnProperty.call(rc, ANNOTATIONS_CAPABILITY)) return undefined;
   const a = (rc as Record<string, unknown>)[ANNOTATIONS_CAPABILITY];
-  if (!a || typeof a !== 'object' || Array.isArray(a)) return undefined;
-  return a as Record<string, unknown>;
+  return a === null ? {} : a;
 }
 
 async function fromApi(conf: PluginConfig, namespace: string, name: string, log: Logger): Promise<PodInfo> {
@@ -55,7 +62,7 @@ async function fromApi(conf: PluginConfig, namespace: string, name: string, log:
 export async function lookupPod(conf: PluginConfig, config: Readonly<Record<string, unknown>>, namespace: string, name: string, log: Logger): Promise<PodLookup> {
   const opts = { excludeNamespaces: conf.excludeNamespaces };
   const annotations = runtimeAnnotations(config);
-  if (annotations) {
+  if (annotations !== undefined) {
     try {
       const pod = podInfoFromAnnotations(namespace, name, annotations);
       const decision = decideSidecar(pod, opts);
