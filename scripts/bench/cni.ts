@@ -187,9 +187,15 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
   try {
     const counts = new Map<string, number>();
     for (const line of readFileSync(String(plugin['log_file']), 'utf8').split('\n')) {
-      const m = /"command":"(ADD|DEL)".*"message":"([^"]+)"/.exec(line);
-      if (!m || m[2] === 'CNI call' || m[2] === 'CNI call done') continue;
-      const k = `${m[1] as string} → ${m[2] as string}`;
+      let rec: { command?: unknown; message?: unknown };
+      try {
+        rec = JSON.parse(line) as typeof rec;
+      } catch {
+        continue;
+      }
+      if ((rec.command !== 'ADD' && rec.command !== 'DEL') || typeof rec.message !== 'string') continue;
+      if (rec.message === 'CNI call' || rec.message === 'CNI call done') continue;
+      const k = `${rec.command} → ${rec.message}`;
       counts.set(k, (counts.get(k) ?? 0) + 1);
     }
     result.notes.push(`what the plugin logged over all calls (info level): ${[...counts].map(([k, v]) => `${k}: ${v}`).join('; ')}`);

@@ -66,11 +66,46 @@ export interface SkelOptions {
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 
+/**
+ * stdout, the CNI channel: at most one document goes out, and the exit status is
+ * derived from it, here and nowhere else: 0 after a result or nothing, 1 after an
+ * error document or when stdout could not be written.
+ */
+export class CniChannel {
+  #state: 'empty' | 'result' | 'error' | 'broken' = 'empty';
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  async result(text: string): Promise<void> {
+    await this.#print(text, 'result');
+  }
+
+  async error(text: string): Promise<void> {
+    await this.#print(text, 'error');
+  }
+
+  async #print(text: string, kind: 'result' | 'error'): Promise<void> {
+    if (this.#state !== 'empty') throw new Error(`a second document for stdout (${this.#state} already)`);
+    this.#state = kind === 'error' ? 'error' : 'broken'; // a result counts only once written whole
+    await writeAll(this.stream, text);
+    if (kind === 'result') this.#state = 'result';
+  }
+
+  get exitCode(): number {
+    return this.#state === 'empty' || this.#state === 'result' ? EXIT_OK : EXIT_ERROR;
+  }
+}
+
 const MAX_LOGGED_COMMAND_LENGTH = 32;
 const MAX_LOGGED_CONTAINER_ID_LENGTH = 128;
 
 /** Run one CNI call. Resolves to the exit code once stdout is written and the log is closed. */
 export async function runCni(io: CniIo, handlers: CniHandlers, opts: SkelOptions): Promise<number> {
+  const out = new CniChannel(io.stdout);
+  await runCall(io, out, handlers, opts);
+  return out.exitCode;
+}
+
+async function runCall(io: CniIo, out: CniChannel, handlers: CniHandlers, opts: SkelOptions): Promise<void> {
   const started = performance.now();
   const rawCommand = io.env['CNI_COMMAND'] ?? '';
   let env: CniEnv | undefined;
@@ -82,7 +117,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers, opts: SkelOptions
   }
   const fields = fieldsForCall(rawCommand, env, io.env);
 
-  if (env?.command === 'VERSION') return runVersion(io, opts, fields);
+  if (env?.command === 'VERSION') return runVersion(io, out, opts, fields);
 
   // stdin is read even when the environment is wrong, so that the error can be logged
   // where the config says (runtimes give every call its config).
@@ -108,7 +143,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers, opts: SkelOptions
   try {
     const early = envError ?? inputError ?? confError ?? logError;
     if (early || !env || !conf) {
-      return await fail(io, log, early ?? internal('no environment or config and no error'), cniVersion, started);
+      return await fail(out, log, early ?? internal('no environment or config and no error'), cniVersion, started);
     }
     const command = env.command;
     log.info('CNI call', {
@@ -125,7 +160,7 @@ export async function runCni(io: CniIo, handlers: CniHandlers, opts: SkelOptions
         `config version does not allow ${command}`,
         `cniVersion is "${conf.cniVersion}"; ${command} needs ${min} or later`,
       );
-      return await fail(io, log, err, cniVersion, started);
+      return await fail(out, log, err, cniVersion, started);
     }
     if (conf.prevResultError) {
       const e = conf.prevResultError;
@@ -151,18 +186,17 @@ export async function runCni(io: CniIo, handlers: CniHandlers, opts: SkelOptions
       if (!(err instanceof CniError)) {
         log.error('handler failed with an unexpected error', { error: describeThrown(err), stack: err instanceof Error ? err.stack : undefined });
       }
-      return await fail(io, log, toCniError(err), cniVersion, started);
+      return await fail(out, log, toCniError(err), cniVersion, started);
     }
     if (output !== undefined) {
       try {
-        await writeAll(io.stdout, output);
+        await out.result(output);
       } catch (err) {
         log.error('cannot write the result to stdout', { error: describeThrown(err) });
-        return EXIT_ERROR;
+        return;
       }
     }
     log.info('CNI call done', { ms: elapsed(started) });
-    return EXIT_OK;
   } finally {
     await closeQuietly(log);
   }
@@ -197,7 +231,7 @@ async function dispatch(handlers: CniHandlers, req: CniRequest): Promise<string 
   }
 }
 
-async function runVersion(io: CniIo, opts: SkelOptions, fields: LogFieldsForCall): Promise<number> {
+async function runVersion(io: CniIo, out: CniChannel, opts: SkelOptions, fields: LogFieldsForCall): Promise<void> {
   // The input is optional ({"cniVersion": ...}); whatever it holds, VERSION answers.
   let bytes: Buffer | undefined;
   if (!isTerminal(io.stdin)) {
@@ -220,25 +254,22 @@ async function runVersion(io: CniIo, opts: SkelOptions, fields: LogFieldsForCall
   const { log } = openLogger(opts, config, fields);
   try {
     log.debug('CNI VERSION', { cniVersion });
-    await writeAll(io.stdout, `${JSON.stringify(versionInfo(cniVersion))}\n`);
-    return EXIT_OK;
+    await out.result(`${JSON.stringify(versionInfo(cniVersion))}\n`);
   } catch (err) {
     log.error('cannot write the version to stdout', { error: describeThrown(err) });
-    return EXIT_ERROR;
   } finally {
     await closeQuietly(log);
   }
 }
 
-/** Print the error document, log it, and give the exit code. */
-async function fail(io: CniIo, log: Logger, err: CniError, cniVersion: string, started: number): Promise<number> {
+/** Log the error and print its document (the channel then gives exit status 1). */
+async function fail(out: CniChannel, log: Logger, err: CniError, cniVersion: string, started: number): Promise<void> {
   log.error('CNI call failed', { code: err.code, msg: err.msg, details: err.details, ms: elapsed(started) });
   try {
-    await writeAll(io.stdout, `${JSON.stringify(err.toJson(cniVersion))}\n`);
+    await out.error(`${JSON.stringify(err.toJson(cniVersion))}\n`);
   } catch (writeErr) {
     log.error('cannot write the error to stdout', { error: describeThrown(writeErr) });
   }
-  return EXIT_ERROR;
 }
 
 function internal(details: string): CniError {

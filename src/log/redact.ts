@@ -24,15 +24,3 @@ export function redact(value: unknown, depth = 0): unknown {
   }
   return out;
 }
-
-/**
- * Redact a log record in place at the top level (winston's info object carries
- * symbol keys that must stay), copying every nested value.
- */
-export function redactRecord<T extends object>(record: T): T {
-  const rec = record as Record<string, unknown>;
-  for (const key of Object.keys(rec)) {
-    rec[key] = SECRET_KEY.test(key) ? REDACTED : redact(rec[key], 1);
-  }
-  return record;
-}

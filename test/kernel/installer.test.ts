@@ -85,6 +85,20 @@ async function installOnce(): Promise<Json> {
   return JSON.parse(r.stdout) as Json;
 }
 
+/** The port of the installer's "serving /healthz ..." log line, once it is there. */
+function servingPort(stderr: string): number | undefined {
+  for (const line of stderr.split('\n')) {
+    if (!line.includes('serving /healthz')) continue;
+    try {
+      const rec = JSON.parse(line) as { message?: string; port?: number };
+      if (rec.message === 'serving /healthz, /readyz, /metrics' && typeof rec.port === 'number') return rec.port;
+    } catch {
+      // a line cut in the middle: read again on the next round
+    }
+  }
+  return undefined;
+}
+
 /** The long-running installer; resolves with its health port once it serves. */
 async function startLoop(extra: string[] = []): Promise<{ proc: ResultPromise; port: number; stderr: () => string }> {
   const proc = execa(exe, ['install', ...installArgs(), '--health-address', '127.0.0.1', '--health-port', '0', ...extra], { reject: false, buffer: false });
@@ -96,8 +110,8 @@ async function startLoop(extra: string[] = []): Promise<{ proc: ResultPromise; p
   });
   const deadline = Date.now() + 20_000;
   for (;;) {
-    const m = /"message":"serving \/healthz, \/readyz, \/metrics","port":(\d+)/.exec(err);
-    if (m) return { proc, port: Number(m[1]), stderr: () => err };
+    const port = servingPort(err);
+    if (port !== undefined) return { proc, port, stderr: () => err };
     if (Date.now() > deadline) throw new Error(`the installer did not serve within 20 s: ${err}`);
     await sleep(50);
   }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger, LogFileRefused } from '../../src/log/logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'meshlane-log-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -63,4 +63,23 @@ t.test('redaction copies: the logged objects are not changed', async (t) => {
   log.info('config', { config });
   await log.close();
   t.equal(config.kubeconfig.token, 'keep-me');
+});
+
+t.test('a log file that is a directory, a device or this process stdout/stderr is refused', async (t) => {
+  t.throws(() => createLogger({ level: 'info', file: dir, stderr: false }), LogFileRefused, 'a directory');
+  t.throws(() => createLogger({ level: 'info', file: '/dev/null', stderr: false }), LogFileRefused, 'a device');
+  t.throws(() => createLogger({ level: 'info', file: '/proc/self/fd/2', stderr: false }), LogFileRefused, 'stderr');
+  const fresh = join(dir, 'new', 'made.log');
+  const log = createLogger({ level: 'info', file: fresh, stderr: false });
+  log.info('a path that can become a regular file is fine');
+  await log.close();
+  t.match(readFileSync(fresh, 'utf8'), /can become/);
+});
+
+t.test('every line is written before the call returns (synchronously)', async (t) => {
+  const file = join(dir, 'sync.log');
+  const log = createLogger({ level: 'debug', file, stderr: false });
+  for (let i = 0; i < 100; i++) log.debug('line', { i });
+  t.equal(readFileSync(file, 'utf8').trim().split('\n').length, 100, 'all there before close');
+  await log.close();
 });
