@@ -37,8 +37,12 @@ export const USED_ENV: Readonly<Record<CniCommand, readonly CniEnvVar[]>> = {
   VERSION: ['CNI_COMMAND'],
 };
 
-/** Length bounds (bytes, UTF-8). Container ids are 64 hex digits in practice. */
-export const MAX_CONTAINER_ID_BYTES = 512;
+/**
+ * Length bounds (bytes, UTF-8). Container ids are 64 hex digits in practice; a
+ * plugin makes file names of them (`<id>@<ifname>.json` and its temp names must
+ * stay within NAME_MAX, 255).
+ */
+export const MAX_CONTAINER_ID_BYTES = 192;
 /** Linux IFNAMSIZ - 1. */
 export const MAX_IFNAME_BYTES = 15;
 /** PATH_MAX. */
@@ -116,6 +120,7 @@ export function readCniEnv(env: EnvSource): CniEnv {
   if (byteLength(netns) > MAX_NETNS_BYTES) throw envError(`CNI_NETNS is longer than ${MAX_NETNS_BYTES} bytes`);
   if (byteLength(pathRaw) > MAX_PATH_BYTES) throw envError(`CNI_PATH is longer than ${MAX_PATH_BYTES} bytes`);
   const args = parseCniArgs(argsRaw);
+  if (command === 'ADD' || command === 'CHECK') validateK8sArgs(args);
   const path = pathRaw.split(':').filter((p) => p !== '');
   if (required.includes('CNI_PATH') && path.length === 0) {
     throw envError('CNI_PATH names no directory', `CNI_PATH is ${quoteForMessage(pathRaw)}`);
@@ -178,6 +183,29 @@ export const K8S_ARGS = {
   uid: 'K8S_POD_UID',
   infraContainerId: 'K8S_POD_INFRA_CONTAINER_ID',
 } as const;
+
+const DNS_LABEL_RE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN_RE = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const POD_UID_RE = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * The Kubernetes names in CNI_ARGS, when present, are what Kubernetes allows:
+ * namespace a DNS label (63), name a DNS subdomain (253), uid [A-Za-z0-9-]
+ * (64). They reach API paths, cgroup paths and log lines: anything else is code 4,
+ * naming the variable. (DEL does not read them: it removes by container id.)
+ */
+export function validateK8sArgs(args: ReadonlyMap<string, string>): void {
+  const rules: Array<[string, RegExp, string]> = [
+    [K8S_ARGS.namespace, DNS_LABEL_RE, 'a DNS label (a-z, 0-9, -; at most 63)'],
+    [K8S_ARGS.name, DNS_SUBDOMAIN_RE, 'a DNS subdomain (a-z, 0-9, -, .; at most 253)'],
+    [K8S_ARGS.uid, POD_UID_RE, 'a pod UID (A-Z, a-z, 0-9, -; at most 64)'],
+  ];
+  for (const [key, re, want] of rules) {
+    const v = args.get(key);
+    if (v === undefined || v === '') continue;
+    if (!re.test(v)) throw envError(`invalid ${key} in CNI_ARGS`, `${key} is ${quoteForMessage(v)}; it must be ${want}`);
+  }
+}
 
 /** `namespace/name` for log lines, when both are in CNI_ARGS; bounded in size. */
 export function podFromArgs(args: ReadonlyMap<string, string>): string | undefined {

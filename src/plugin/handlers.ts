@@ -10,7 +10,7 @@ import type { CniHandlers, CniRequest } from '../cni/skel.js';
 import { validAttachments } from '../cni/gc.js';
 import { K8S_ARGS } from '../cni/env.js';
 import { isPodUid } from '../sys/pod-cgroup.js';
-import { LockTimeoutError, withLock } from '../sys/lock.js';
+import { acquireLock, LockTimeoutError } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
 import { datapathInstalled } from './datapath.js';
@@ -35,18 +35,17 @@ function stateError(conf: PluginConfig, err: unknown): CniError {
 }
 
 async function locked<T>(conf: PluginConfig, body: () => Promise<T>): Promise<T> {
-  let path: string;
+  let release: () => void;
   try {
-    path = lockPath(conf);
+    release = await acquireLock(lockPath(conf), LOCK_TIMEOUT_MS);
   } catch (err) {
-    throw stateError(conf, err);
+    if (err instanceof LockTimeoutError) throw tryAgainLater(err.message);
+    throw stateError(conf, err); // no lock file possible there (a read-only or odd state_dir)
   }
   try {
-    return await withLock(path, LOCK_TIMEOUT_MS, body);
-  } catch (err) {
-    if (err instanceof CniError) throw err;
-    if (err instanceof LockTimeoutError) throw tryAgainLater(err.message);
-    throw err;
+    return await body();
+  } finally {
+    release();
   }
 }
 

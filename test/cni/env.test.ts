@@ -116,7 +116,7 @@ t.test('CNI_CONTAINERID as libcni validates it', async (t) => {
     envError(t, () => readCniEnv({ ...full, CNI_CONTAINERID: bad }), 'invalid characters in CNI_CONTAINERID', `CNI_CONTAINERID is ${JSON.stringify(bad)}; it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`);
   }
   t.doesNotThrow(() => readCniEnv({ ...full, CNI_CONTAINERID: 'a'.repeat(MAX_CONTAINER_ID_BYTES) }));
-  envError(t, () => readCniEnv({ ...full, CNI_CONTAINERID: 'a'.repeat(MAX_CONTAINER_ID_BYTES + 1) }), 'CNI_CONTAINERID is longer than 512 bytes');
+  envError(t, () => readCniEnv({ ...full, CNI_CONTAINERID: 'a'.repeat(MAX_CONTAINER_ID_BYTES + 1) }), `CNI_CONTAINERID is longer than ${MAX_CONTAINER_ID_BYTES} bytes`);
   t.doesNotThrow(() => readCniEnv({ ...full, CNI_COMMAND: 'GC', CNI_CONTAINERID: '-not-checked-for-GC' }));
 });
 
