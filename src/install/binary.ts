@@ -2,8 +2,9 @@
 // cannot be written in place (ETXTBSY, and a half-written plugin would break
 // every pod ADD), so it is copied to a temp file beside it, synced, and renamed.
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { copyFileAtomic, removeWriteLitter } from '../sys/atomic-write.js';
 
 function digest(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -17,28 +18,9 @@ export function sameFile(a: string, b: string): boolean {
 
 /** Copy `source` to `target` atomically (mode 0755). Returns false when `target` already has the same bytes. */
 export function placeBinary(source: string, target: string): boolean {
+  // A copy a killed installer left beside the target (about 120 MB each) goes first.
+  removeWriteLitter(dirname(target), (name) => name === basename(target));
   if (sameFile(source, target)) return false;
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.tmp`);
-  rmSync(tmp, { force: true });
-  try {
-    copyFileSync(source, tmp);
-    chmodSync(tmp, 0o755);
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, target);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  const dfd = openSync(dirname(target), 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
+  copyFileAtomic(source, target, 0o755);
   return true;
 }

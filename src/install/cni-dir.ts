@@ -58,7 +58,7 @@ export function fileMode(dir: string, name: string, fallback = 0o644): number {
   }
 }
 
-function originalsDir(stateDir: string): string {
+export function originalsDir(stateDir: string): string {
   return join(stateDir, 'installer', 'originals');
 }
 
@@ -85,19 +85,4 @@ export function listOriginals(stateDir: string): ConfigFile[] {
 
 export function dropOriginal(stateDir: string, name: string): void {
   rmSync(join(originalsDir(stateDir), safeName(name)), { force: true });
-}
-
-/** Temp files of an atomic write that was killed (`.<name>.<pid>.<time>.tmp`): ours, never configs. */
-const STALE_TEMP = /^\..+\.\d+\.[0-9a-z]+\.tmp$/;
-
-export function removeStaleTemps(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return [];
-  }
-  const removed = names.filter((n) => STALE_TEMP.test(n));
-  for (const n of removed) rmSync(join(dir, n), { force: true });
-  return removed;
 }

@@ -24,7 +24,7 @@ function installerEnv(opts: InstallOptions, log: Logger, env: Readonly<Record<st
     async bpfObject() {
       if (opts.bpfObject) return opts.bpfObject;
       const { embeddedObjectPath } = await import('./embedded-object.js');
-      return embeddedObjectPath();
+      return embeddedObjectPath(opts.stateDir);
     },
   };
 }

@@ -6,20 +6,20 @@
 //   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type InstallReport } from '../bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
 import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
 import { writeSettings } from '../bpf/registry.js';
 import type { Logger } from '../log/logger.js';
-import { listRecords } from '../plugin/state.js';
-import { writeFileAtomic } from '../sys/atomic-write.js';
+import { attachmentsDir, listRecords } from '../plugin/state.js';
+import { removeWriteLitter, writeFileAtomic } from '../sys/atomic-write.js';
 import { run } from '../sys/exec.js';
 import { findCgroup2Mount, isBpffs } from '../sys/fsinfo.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { placeBinary } from './binary.js';
-import { dropOriginal, fileMode, listOriginals, loadOriginal, readConfigFiles, removeStaleTemps, saveOriginal, writeConfig } from './cni-dir.js';
+import { dropOriginal, fileMode, listOriginals, loadOriginal, originalsDir, readConfigFiles, saveOriginal, writeConfig } from './cni-dir.js';
 import { hasEntry, originalToKeep, planInstall, planRestore, type RestorePlan } from './conflist.js';
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
@@ -161,12 +161,31 @@ export class Installer {
     }
   }
 
+  /**
+   * Remove the temp files that killed writers of ours left (an install or uninstall
+   * killed mid-write, a CNI call killed by its timeout): in the CNI config dir, the
+   * CNI bin dir (only the plugin's), the state dir, and beside the kubeconfig.
+   * Only files of our exact temp name pattern whose writer no longer runs.
+   */
+  tidy(): void {
+    const kubeconfigName = basename(this.opts.kubeconfig);
+    const places: Array<[string, (name: string) => boolean]> = [
+      [this.opts.cniNetDir, () => true],
+      [this.opts.cniBinDir, (name) => name === PLUGIN_NAME],
+      [this.opts.stateDir, () => true],
+      [originalsDir(this.opts.stateDir), () => true],
+      [attachmentsDir(this.opts.stateDir), () => true],
+      [dirname(this.opts.kubeconfig), (name) => name === kubeconfigName],
+    ];
+    for (const [dir, forName] of places) {
+      const removed = removeWriteLitter(dir, forName);
+      if (removed.length) this.env.log.info('removed temp files of an interrupted write', { dir, files: removed });
+    }
+  }
+
   /** One full pass. `datapath: true` (the first pass) also reloads the programs and tidies up. */
   async pass(opts: { datapath: boolean }): Promise<PassResult> {
-    if (opts.datapath) {
-      const removed = removeStaleTemps(this.opts.cniNetDir);
-      if (removed.length) this.env.log.info('removed temp files of an interrupted write', { files: removed });
-    }
+    if (opts.datapath) this.tidy();
     this.placeBinary();
     if (opts.datapath || !(await this.datapathAttached())) await this.installDatapath();
     this.writeKubeconfig();
@@ -178,6 +197,7 @@ export class Installer {
   /** Take meshlane off the node. Returns what it could not do (as warnings). */
   async uninstall(): Promise<string[]> {
     const warnings: string[] = [];
+    this.tidy();
     // 1. The conflist entry first: no new pod is handed to a plugin that is going away.
     const dir = this.opts.cniNetDir;
     const { files } = readConfigFiles(dir);
