@@ -264,16 +264,20 @@ export function resultToJson(result: PrevResult | CniResultJson, cniVersion: str
 }
 
 /**
- * The IPs of the interface inside the sandbox: the ips whose `interface` index points to
- * an interface with a `sandbox`. When none does, the ips without an interface index
- * (all of them when the result gives no index at all); ips tied to host-side interfaces
- * are never returned.
+ * The IPs of the pod's interface `ifname` (CNI_IFNAME) inside the sandbox, as
+ * containernetworking's portmap picks them: the ips whose `interface` index names
+ * an interface called `ifname` that has a `sandbox`. A second sandbox interface
+ * (Multus net1, a primary that reports several) never lends its IPs. When no ip
+ * has an interface index at all (some primaries report none), all of them; ips
+ * tied to other or host-side interfaces are never returned.
  */
-export function sandboxIps(result: PrevResult): SandboxIp[] {
-  const inSandbox = result.ips.filter(
-    (ip) => ip.interface !== undefined && result.interfaces[ip.interface]?.sandbox !== undefined,
-  );
-  const chosen = inSandbox.length > 0 ? inSandbox : result.ips.filter((ip) => ip.interface === undefined);
+export function sandboxIps(result: PrevResult, ifname: string): SandboxIp[] {
+  const ours = result.ips.filter((ip) => {
+    if (ip.interface === undefined) return false;
+    const i = result.interfaces[ip.interface];
+    return i !== undefined && i.name === ifname && i.sandbox !== undefined;
+  });
+  const chosen = ours.length > 0 || result.ips.some((ip) => ip.interface !== undefined) ? ours : result.ips;
   return chosen.map((ip) => ({ family: ip.family, address: ip.address.slice(0, ip.address.indexOf('/')) }));
 }
 

@@ -88,7 +88,7 @@ async function add(req: CniRequest) {
   if (!who.uid || !isPodUid(who.uid)) {
     throw new CniError(PluginErrorCode.PodCgroupNotFound, `no valid K8S_POD_UID in CNI_ARGS for ${who.namespace}/${who.name}: meshlane finds the pod cgroup by it`);
   }
-  const ips = sandboxIps(prev);
+  const ips = sandboxIps(prev, req.ifname);
   const ipv4 = ips.find((i) => i.family === 4)?.address;
   const ipv6 = ips.find((i) => i.family === 6)?.address;
   if (!ipv4 && !ipv6) {

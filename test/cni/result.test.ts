@@ -101,7 +101,7 @@ for (const source of SUPPORTED_VERSIONS) {
     ]);
     t.same(parsed.routes, [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }, { dst: '::/0' }]);
     t.same(parsed.dns, { nameservers: ['10.96.0.10'], domain: 'cluster.local', search: ['default.svc.cluster.local'], options: ['ndots:5'] });
-    t.same(sandboxIps(parsed), [
+    t.same(sandboxIps(parsed, 'eth0'), [
       { family: 4, address: '10.1.0.5' },
       { family: 6, address: '2001:db8::5' },
     ]);
@@ -203,23 +203,41 @@ t.test('"__proto__" keys stay plain data', async (t) => {
 
 t.test('the IPs inside the sandbox', async (t) => {
   const bridge = parseResult(readFixture('bridge-host-local-1.0.0.json'));
-  t.same(sandboxIps(bridge), [
+  t.same(sandboxIps(bridge, 'eth0'), [
     { family: 4, address: '10.244.250.2' },
     { family: 6, address: 'fd00:244:250::2' },
   ]);
   const ptp = parseResult(readFixture('ptp-host-local-0.3.1.json'));
-  t.same(sandboxIps(ptp), [
+  t.same(sandboxIps(ptp, 'eth0'), [
     { family: 4, address: '10.244.252.3' },
     { family: 6, address: 'fd00:244:252::3' },
   ]);
   const noIndex = parseResult({ interfaces: [{ name: 'cali1' }], ips: [{ address: '192.168.1.5/32' }] });
-  t.same(sandboxIps(noIndex), [{ family: 4, address: '192.168.1.5' }], 'no interface index: all ips');
+  t.same(sandboxIps(noIndex, 'eth0'), [{ family: 4, address: '192.168.1.5' }], 'no interface index: all ips');
   const mixed = parseResult({
     interfaces: [{ name: 'veth1' }, { name: 'eth0', sandbox: '/ns' }],
     ips: [{ address: '10.0.0.9/24', interface: 0 }, { address: '10.0.0.5/24', interface: 1 }, { address: '10.0.0.7/24' }],
   });
-  t.same(sandboxIps(mixed), [{ family: 4, address: '10.0.0.5' }], 'only the sandbox interface when one is named');
+  t.same(sandboxIps(mixed, 'eth0'), [{ family: 4, address: '10.0.0.5' }], 'only the sandbox interface when one is named');
   const hostOnly = parseResult({ interfaces: [{ name: 'veth1' }], ips: [{ address: '10.0.0.9/24', interface: 0 }, { address: '10.0.0.8/24', interface: 7 }] });
-  t.same(sandboxIps(hostOnly), [], 'ips tied to host interfaces (or to none that exists) are not the pod\'s');
-  t.same(sandboxIps(parseResult({})), []);
+  t.same(sandboxIps(hostOnly, 'eth0'), [], 'ips tied to host interfaces (or to none that exists) are not the pod\'s');
+  t.same(sandboxIps(parseResult({}), 'eth0'), []);
+});
+
+t.test('several sandbox interfaces: only the IPs of CNI_IFNAME', async (t) => {
+  // A primary that reports two pod interfaces (or Multus' net1 before eth0): the pod's
+  // eth0 is the one the runtime named; another interface never lends its IP.
+  const multi = parseResult({
+    cniVersion: '1.0.0',
+    interfaces: [{ name: 'cni0' }, { name: 'net1', sandbox: '/var/run/netns/p' }, { name: 'eth0', sandbox: '/var/run/netns/p' }],
+    ips: [
+      { address: '192.168.50.7/24', interface: 1 },
+      { address: '10.244.0.5/24', interface: 2 },
+      { address: 'fd00:50::7/64', interface: 1 },
+      { address: 'fd00:244::5/64', interface: 2 },
+    ],
+  });
+  t.same(sandboxIps(multi, 'eth0'), [{ family: 4, address: '10.244.0.5' }, { family: 6, address: 'fd00:244::5' }], 'eth0, not net1 listed first');
+  t.same(sandboxIps(multi, 'net1'), [{ family: 4, address: '192.168.50.7' }, { family: 6, address: 'fd00:50::7' }]);
+  t.same(sandboxIps(multi, 'eth1'), [], 'an interface the result does not list has no IPs');
 });
