@@ -16,9 +16,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { execPlugin, type Conflist, type Json, type Runtime } from './sandbox/cni-chain.js';
-import { addNetns } from './sandbox/netns.js';
-import { buildTool, createNode, type SandboxNode, type SpawnedProcess } from './sandbox/node.js';
+import { execPlugin, type Conflist, type Json, type Runtime } from '../testing/sandbox/cni-chain.js';
+import { addNetns } from '../testing/sandbox/netns.js';
+import { buildTool, createNode, type SandboxNode, type SpawnedProcess } from '../testing/sandbox/node.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const exe = join(root, 'dist', 'meshlane');

@@ -12,7 +12,7 @@ fi
 # clang/llvm/libbpf-dev build bpf/; bpftool loads and pins; iproute2 makes the
 # sandbox netns and veths; containernetworking-plugins are the primary CNI the
 # plugin chains after; iptables is Istio's baseline; socat is a test peer;
-# gcc/libc6-dev build the C test programs in test/tools; openssl makes the test
+# gcc/libc6-dev build the C test programs in testing/tools; openssl makes the test
 # certificates of the Kubernetes API tests; containerd (with ctr and its runc
 # shim), runc and busybox-static run the end-to-end test's private containerd
 # and its locally built pause image (test/e2e/containerd.test.ts).

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import { execPlugin, type Conflist, type Json, type Runtime } from '../sandbox/cni-chain.js';
-import type { SandboxNode } from '../sandbox/node.js';
+import { execPlugin, type Conflist, type Json, type Runtime } from '../../testing/sandbox/cni-chain.js';
+import type { SandboxNode } from '../../testing/sandbox/node.js';
 import { mapBatch, type MapOp } from '../../src/bpf/bpftool.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
 import { installDatapath } from '../../src/bpf/loader.js';

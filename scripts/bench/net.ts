@@ -18,7 +18,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import type { Pod, SandboxNode, SpawnedProcess } from '../sandbox/node.js';
+import type { Pod, SandboxNode, SpawnedProcess } from '../../testing/sandbox/node.js';
 import { SET_F } from '../../src/bpf/layout.js';
 import { installDatapath, removeDatapath } from '../../src/bpf/loader.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';

@@ -14,7 +14,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, w
 import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createNode, type SandboxNode } from '../sandbox/node.js';
+import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { removeDatapath } from '../../src/bpf/loader.js';
 import { runCni, type CniResult } from './cni.js';
 import { runNet, type NetResult } from './net.js';

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, wr
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
-import { removeCgroupTree } from '../../scripts/sandbox/cgroup.js';
+import { removeCgroupTree } from '../../testing/sandbox/cgroup.js';
 import { CriClient } from './cri-client.js';
 
 export interface ContainerdOptions {

@@ -4,9 +4,9 @@
 // not the host's).
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { chainAdd, chainCheck, chainDel, execPlugin, type Conflist, type Json } from '../../scripts/sandbox/cni-chain.js';
-import { addNetns, ip } from '../../scripts/sandbox/netns.js';
-import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { chainAdd, chainCheck, chainDel, execPlugin, type Conflist, type Json } from '../../testing/sandbox/cni-chain.js';
+import { addNetns, ip } from '../../testing/sandbox/netns.js';
+import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { cniPluginDir, requireBuiltExe } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 

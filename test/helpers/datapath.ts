@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
-import { buildTool, createNode, type JsonObject, type Pod, type RunResult, type SandboxNode, type SpawnedProcess } from '../../scripts/sandbox/node.js';
+import { buildTool, createNode, type JsonObject, type Pod, type RunResult, type SandboxNode, type SpawnedProcess } from '../../testing/sandbox/node.js';
 import type { CounterName } from '../../src/bpf/layout.js';
 import { SET_F } from '../../src/bpf/layout.js';
 import { installDatapath, removeDatapath, type DatapathLocation } from '../../src/bpf/loader.js';

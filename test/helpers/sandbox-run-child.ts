@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createNode } from '../../scripts/sandbox/node.js';
+import { createNode } from '../../testing/sandbox/node.js';
 
 const filePrefix = process.argv[2] ?? '';
 const node = await createNode({ prefix: filePrefix });

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { buildTool, type Pod, type RunResult, type SpawnedProcess } from '../../scripts/sandbox/node.js';
+import { buildTool, type Pod, type RunResult, type SpawnedProcess } from '../../testing/sandbox/node.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
 import { POD_F } from '../../src/bpf/layout.js';
 import { registerPod, writeSettings } from '../../src/bpf/registry.js';

@@ -13,7 +13,7 @@
 // counters move with the test's own packets, so the IPT_SO_GET_ENTRIES
 // checksum (only) is left out of the comparison (ret, errno, optlen kept).
 import t from 'tap';
-import type { JsonObject, Placement, Pod, RunResult } from '../../scripts/sandbox/node.js';
+import type { JsonObject, Placement, Pod, RunResult } from '../../testing/sandbox/node.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, register, startServer } from '../helpers/datapath.js';
 

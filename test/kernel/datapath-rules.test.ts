@@ -6,7 +6,7 @@
 // destination, and "not captured" when the server accepts it straight from
 // the client; the counters must say the same (redirect vs excluded).
 import t, { type Test } from 'tap';
-import type { Pod, SpawnedProcess } from '../../scripts/sandbox/node.js';
+import type { Pod, SpawnedProcess } from '../../testing/sandbox/node.js';
 import type { InterceptionConfig } from '../../src/bpf/pod-config.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, register, startInboundProxy, startProxy, startServer, summary } from '../helpers/datapath.js';

@@ -6,7 +6,7 @@
 // (the peer the client got is the one it asked for), at the server (source
 // address), at the proxies (no accept) and with the counters.
 import t from 'tap';
-import type { Placement, Pod, RunResult, SpawnedProcess } from '../../scripts/sandbox/node.js';
+import type { Placement, Pod, RunResult, SpawnedProcess } from '../../testing/sandbox/node.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, hostPort, install, register, startInboundProxy, startProxy, startServer, summary } from '../helpers/datapath.js';
 

@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { installDatapath, removeDatapath } from '../../src/bpf/loader.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
 import { mapEntryCount } from '../../src/bpf/registry.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import t from 'tap';
-import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { tempWriter } from '../../src/sys/atomic-write.js';
 import { requireBuiltExe } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';

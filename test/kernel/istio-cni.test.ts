@@ -19,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { JsonObject, Pod, SpawnedProcess } from '../../scripts/sandbox/node.js';
+import type { JsonObject, Pod, SpawnedProcess } from '../../testing/sandbox/node.js';
 import { detachDatapath } from '../../src/bpf/loader.js';
 import type { InterceptionConfig } from '../../src/bpf/pod-config.js';
 import { collectStatus, nodeMode, renderStatus } from '../../src/install/status.js';

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { bpftool, cgroupShow } from '../../src/bpf/bpftool.js';
 import { attachedPrograms, installDatapath, removeDatapath, type DatapathLocation } from '../../src/bpf/loader.js';
 import { ALL_MAPS, CGROUP_PROGRAMS } from '../../src/bpf/names.js';

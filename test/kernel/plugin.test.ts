@@ -4,9 +4,9 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { execPlugin, PluginError, type Conflist, type Json, type Runtime } from '../../scripts/sandbox/cni-chain.js';
-import { addNetns } from '../../scripts/sandbox/netns.js';
-import { createNode, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { execPlugin, PluginError, type Conflist, type Json, type Runtime } from '../../testing/sandbox/cni-chain.js';
+import { addNetns } from '../../testing/sandbox/netns.js';
+import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { toMapped16 } from '../../src/bpf/addr.js';
 import { POD_F, podCg, podConfig } from '../../src/bpf/layout.js';
 import { installDatapath, removeDatapath } from '../../src/bpf/loader.js';

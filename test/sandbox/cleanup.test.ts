@@ -8,9 +8,9 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
-import { addNetns, ip, listNetns } from '../../scripts/sandbox/netns.js';
-import { cleanupPrefix, createNode, removeStaleRuns } from '../../scripts/sandbox/node.js';
-import { LEASE_DIR } from '../../scripts/sandbox/runs.js';
+import { addNetns, ip, listNetns } from '../../testing/sandbox/netns.js';
+import { cleanupPrefix, createNode, removeStaleRuns } from '../../testing/sandbox/node.js';
+import { LEASE_DIR } from '../../testing/sandbox/runs.js';
 import { repoRoot } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 

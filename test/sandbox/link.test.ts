@@ -5,8 +5,8 @@
 // nothing behind.
 import t from 'tap';
 import { execa } from 'execa';
-import { listLinks, listNetns } from '../../scripts/sandbox/netns.js';
-import { buildTool, createNode, linkNodes, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { listLinks, listNetns } from '../../testing/sandbox/netns.js';
+import { buildTool, createNode, linkNodes, type SandboxNode } from '../../testing/sandbox/node.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the sandbox link test');

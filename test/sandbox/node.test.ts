@@ -4,9 +4,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { listLinks, listNetns } from '../../scripts/sandbox/netns.js';
-import { buildTool, createNode, type Pod, type SandboxNode } from '../../scripts/sandbox/node.js';
-import { processCgroup } from '../../scripts/sandbox/cgroup.js';
+import { listLinks, listNetns } from '../../testing/sandbox/netns.js';
+import { buildTool, createNode, type Pod, type SandboxNode } from '../../testing/sandbox/node.js';
+import { processCgroup } from '../../testing/sandbox/cgroup.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the sandbox node test');

@@ -1,11 +1,11 @@
 // The sandbox's pure parts: naming scheme, address plan, cgroup layout, mount parsing.
 import t from 'tap';
-import { canonicalAddress, hostAddress, inSubnet, parseSubnet } from '../../scripts/sandbox/addr.js';
-import { bpffsMounted } from '../../scripts/sandbox/bpffs.js';
-import { cgroup2Mount, cgroupLevel } from '../../scripts/sandbox/cgroup.js';
-import { checkFilePrefix, checkPrefix, isSandboxName, runPrefixOf, sandboxNames } from '../../scripts/sandbox/names.js';
-import { leaseOwnerAlive, parseLease, processStart } from '../../scripts/sandbox/runs.js';
-import { podCgroupRelPath } from '../../scripts/sandbox/pod.js';
+import { canonicalAddress, hostAddress, inSubnet, parseSubnet } from '../../testing/sandbox/addr.js';
+import { bpffsMounted } from '../../testing/sandbox/bpffs.js';
+import { cgroup2Mount, cgroupLevel } from '../../testing/sandbox/cgroup.js';
+import { checkFilePrefix, checkPrefix, isSandboxName, runPrefixOf, sandboxNames } from '../../testing/sandbox/names.js';
+import { leaseOwnerAlive, parseLease, processStart } from '../../testing/sandbox/runs.js';
+import { podCgroupRelPath } from '../../testing/sandbox/pod.js';
 
 t.test('names fit in 15 characters and cleanup matches only the scheme', async (t) => {
   const n = sandboxNames('mlcdefgh');

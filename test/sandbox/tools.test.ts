@@ -1,10 +1,10 @@
-// The test programs in test/tools on the real kernel, inside a sandbox node:
+// The test programs in testing/tools on the real kernel, inside a sandbox node:
 // mlpeer (server, client read modes, getsockopt probes) and mlproxy (accept
 // events without any interception, then the full path with Istio's iptables
 // REDIRECT as the baseline that gives SO_ORIGINAL_DST).
 import { existsSync, statSync, utimesSync } from 'node:fs';
 import t from 'tap';
-import { buildTool, createNode, type JsonObject, type Pod, type SandboxNode } from '../../scripts/sandbox/node.js';
+import { buildTool, createNode, type JsonObject, type Pod, type SandboxNode } from '../../testing/sandbox/node.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the sandbox tools test');

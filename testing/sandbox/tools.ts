@@ -1,11 +1,11 @@
-// Test programs in test/tools/*.c, compiled on demand into .build/tools/.
+// Test programs in testing/tools/*.c, compiled on demand into .build/tools/.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const toolsSrcDir = join(repoRoot, 'test', 'tools');
+export const toolsSrcDir = join(repoRoot, 'testing', 'tools');
 export const toolsBuildDir = join(repoRoot, '.build', 'tools');
 
 function mtime(path: string): number {
@@ -19,7 +19,7 @@ function sourceTime(src: string): number {
 }
 
 /**
- * The path of .build/tools/<name>, compiled from test/tools/<name>.c with
+ * The path of .build/tools/<name>, compiled from testing/tools/<name>.c with
  * `cc -O2 -Wall -Werror` when missing or older than its sources. Safe to call
  * from several processes at once (compile to a temp file, then rename).
  */

@@ -1,4 +1,4 @@
-// Processes inside a sandbox: started by mlexec (test/tools/mlexec.c), which
+// Processes inside a sandbox: started by mlexec (testing/tools/mlexec.c), which
 // writes its own PID into the target cgroup's cgroup.procs, enters the target
 // netns, drops to the uid/gid and execs the program, so the PID the harness
 // holds is the program's PID and every socket it makes is in that cgroup.

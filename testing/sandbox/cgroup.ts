@@ -4,25 +4,21 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { cgroupId, findCgroup2Mount } from '../../src/sys/fsinfo.js';
 
-/** /proc/mounts escapes space, tab, newline and backslash as octal. */
-function unescapeMountField(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+/**
+ * Where cgroup2 is mounted: the same choice the installer and the plugin make
+ * (src/sys/fsinfo.ts), so a sandbox node sits on the hierarchy meshlane attaches
+ * to. Throws when there is none.
+ */
+export function cgroup2Mount(mounts?: string): string {
+  const m = findCgroup2Mount(mounts);
+  if (m === undefined) throw new Error('no cgroup2 mount in /proc/mounts: meshlane needs cgroup v2 (e.g. mount -t cgroup2 none /sys/fs/cgroup/unified)');
+  return m;
 }
 
-/** Where cgroup2 is mounted (first cgroup2 line of /proc/mounts); throws when it is not. */
-export function cgroup2Mount(mounts = readFileSync('/proc/mounts', 'utf8')): string {
-  for (const line of mounts.split('\n')) {
-    const [, dir, fstype] = line.split(' ');
-    if (fstype === 'cgroup2' && dir !== undefined) return unescapeMountField(dir);
-  }
-  throw new Error('no cgroup2 mount in /proc/mounts: meshlane needs cgroup v2 (e.g. mount -t cgroup2 none /sys/fs/cgroup/unified)');
-}
-
-/** The cgroup id the kernel uses (bpf_get_current_cgroup_id and friends): the inode number of the directory. */
-export function cgroupId(dir: string): bigint {
-  return statSync(dir, { bigint: true }).ino;
-}
+/** The cgroup id the kernel uses (the inode number of the directory), as the product reads it. */
+export { cgroupId };
 
 /** Depth below the cgroup2 root (the root is level 0), as bpf_get_current_ancestor_cgroup_id counts. */
 export function cgroupLevel(mount: string, dir: string): number {

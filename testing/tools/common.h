@@ -1,4 +1,4 @@
-// Shared helpers of the test programs in test/tools: address parsing and
+// Shared helpers of the test programs in testing/tools: address parsing and
 // formatting, one-line JSON output that many threads can share, clocks.
 #ifndef MESHLANE_TEST_TOOLS_COMMON_H
 #define MESHLANE_TEST_TOOLS_COMMON_H
