@@ -1,7 +1,7 @@
 // GC (spec 1.1.0): the attachments the runtime still uses come in the config as
 // `cni.dev/valid-attachments` (older libcni also sends `cni.dev/attachments`).
 import { CniError, CniErrorCode } from './errors.js';
-import { isJsonObject, jsonTypeName } from './json.js';
+import { isJsonObject, jsonTypeName } from '../json/value.js';
 
 export const VALID_ATTACHMENTS_KEY = 'cni.dev/valid-attachments';
 export const LEGACY_ATTACHMENTS_KEY = 'cni.dev/attachments';

@@ -2,12 +2,10 @@
 // code 1 for a version meshlane does not speak). The raw object is kept whole:
 // plugin-specific fields pass through to the plugin.
 import { CniError, CniErrorCode, describeThrown } from './errors.js';
-import { findJsonProblem, formatJsonProblem, isJsonObject, jsonTypeName } from './json.js';
+import { findJsonProblem, formatJsonProblem, MAX_JSON_DEPTH } from '../json/scan.js';
+import { isJsonObject, jsonTypeName } from '../json/value.js';
 import { parseResult, type PrevResult } from './result.js';
 import { IMPLICIT_VERSION, SUPPORTED_VERSIONS, isSupportedVersion, type CniVersion } from './versions.js';
-
-/** Deepest nesting accepted (a real config with prevResult is about 5 deep). */
-export const MAX_CONFIG_DEPTH = 64;
 
 /** libcni's network name rule. */
 const NETWORK_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -42,7 +40,7 @@ function invalid(msg: string, details?: string): CniError {
 }
 
 /** Bytes to a JSON value: not UTF-8, empty, not JSON or nested too deep is code 6. */
-export function decodeJson(bytes: Uint8Array, maxDepth: number = MAX_CONFIG_DEPTH): unknown {
+export function decodeJson(bytes: Uint8Array, maxDepth: number = MAX_JSON_DEPTH): unknown {
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);

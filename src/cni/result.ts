@@ -5,7 +5,7 @@
 // in: `cniVersion`, and `ips[].version` (present below 1.0.0, derived from the address).
 import { CniError, CniErrorCode } from './errors.js';
 import { ipFamily, parseCidr, type IpFamily } from './ip.js';
-import { isJsonObject, jsonTypeName } from './json.js';
+import { isJsonObject, jsonTypeName } from '../json/value.js';
 import { parseVersion, resultHasIpVersion, compareVersions } from './versions.js';
 
 export type { IpFamily } from './ip.js';

@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { readCniEnv, parseCniArgs, podFromArgs, boundText, type CniEnv } from './env.js';
 import { CniError, CniErrorCode, INTERNAL_ERROR_MSG, describeThrown, toCniError } from './errors.js';
 import { decodeJson, parseNetConf, peekVersion, type NetConf } from './netconf.js';
-import { isJsonObject } from './json.js';
+import { isJsonObject } from '../json/value.js';
 import { resultToJson, type CniResultJson, type PrevResult } from './result.js';
 import { isTerminal, readStdin } from './stdin.js';
 import {

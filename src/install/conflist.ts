@@ -24,7 +24,7 @@ import {
   type JsonArrayNode,
   type JsonNode,
   type JsonObjectNode,
-} from './conflist-json.js';
+} from '../json/tree.js';
 
 /** The plugin `type` of meshlane's entry; every entry with this type is meshlane's. */
 export const MESHLANE_TYPE = 'meshlane';

@@ -10,6 +10,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { INSTALLER_HINT, KubeconfigError } from './errors.js';
+import { isJsonObject as isObj } from '../json/value.js';
 
 export interface KubeAccess {
   /** The API server, always https:. Its path (a proxy prefix) is kept. */
@@ -39,10 +40,6 @@ const PEM_CERT = '-----BEGIN CERTIFICATE-----';
 const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
 type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** A name from the file, for a message: kubeconfig names are not secrets, but keep them short and printable. */
 function quote(s: string): string {

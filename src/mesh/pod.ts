@@ -3,6 +3,7 @@
 // (io.kubernetes.cri.pod-annotations). Both inputs are untrusted: every field is
 // type-checked, sizes are bounded, and maps are built without a prototype so
 // that keys such as "__proto__" stay plain keys.
+import { isJsonObject as isObj, jsonTypeName as typeName, ownValue as own } from '../json/value.js';
 
 export interface ContainerInfo {
   name: string;
@@ -55,21 +56,6 @@ export class PodInputError extends Error {
 }
 
 type Obj = Record<string, unknown>;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** An own property only: never the prototype's. */
-function own(o: Obj, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
-}
-
-function typeName(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
 
 function emptyMap(): Record<string, string> {
   return Object.create(null) as Record<string, string>;
@@ -230,7 +216,6 @@ export function parseGoBool(v: string): boolean | undefined {
 
 /** An own annotation (or label) value; never one inherited from a prototype. */
 export function ownValue(map: Record<string, string>, key: string): string | undefined {
-  if (!Object.prototype.hasOwnProperty.call(map, key)) return undefined;
-  const v = map[key];
+  const v = own(map, key);
   return typeof v === 'string' ? v : undefined;
 }

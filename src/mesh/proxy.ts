@@ -2,6 +2,7 @@
 // whether its DNS proxy takes the pod's DNS queries.
 import { containersKnown, findContainer, ownValue, parseGoBool, type PodInfo } from './pod.js';
 import { ISTIO_PROXY } from './sidecar.js';
+import { isJsonObject as isObj, ownValue as ownProp } from '../json/value.js';
 
 export const DEFAULT_PROXY_UID = 1337;
 export const DEFAULT_PROXY_GID = 1337;
@@ -12,14 +13,6 @@ export const DNS_CAPTURE_ENV = 'ISTIO_META_DNS_CAPTURE';
 /** istio-cni: a uid/gid that is unset or 0 means the default 1337 (root is never "the proxy"). */
 function orDefault(v: number | undefined, d: number): number {
   return v !== undefined && v !== 0 ? v : d;
-}
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function ownProp(o: Record<string, unknown>, k: string): unknown {
-  return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
 }
 
 function id(v: unknown): number | undefined {

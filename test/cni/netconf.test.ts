@@ -1,7 +1,8 @@
 import t from 'tap';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { MAX_CONFIG_DEPTH, decodeJson, parseNetConf, peekVersion } from '../../src/cni/netconf.js';
+import { decodeJson, parseNetConf, peekVersion } from '../../src/cni/netconf.js';
+import { MAX_JSON_DEPTH as MAX_CONFIG_DEPTH } from '../../src/json/scan.js';
 import { isPrevResult } from '../../src/cni/result.js';
 import { SUPPORTED_VERSIONS } from '../../src/cni/versions.js';
 import { readFixture, upstreamFixtures, throwsCni } from './helpers.js';

@@ -86,7 +86,7 @@ t.test('containers', async (t) => {
   const bad: [unknown, RegExp, RegExp, string][] = [
     [{ containers: 'x' }, /spec\.containers/, /must be an array/, 'containers not an array'],
     [{ containers: [7] }, /spec\.containers\[0\]/, /must be an object/, 'container not an object'],
-    [{ containers: [{}] }, /spec\.containers\[0\]\.name/, /must be a string, got a undefined/, 'no name'],
+    [{ containers: [{}] }, /spec\.containers\[0\]\.name/, /must be a string, got undefined/, 'no name'],
     [{ containers: [{ name: ['x'] }] }, /spec\.containers\[0\]\.name/, /got an array/, 'name array'],
     [{ containers: [{ name: 'a', env: {} }] }, /env$/, /must be an array/, 'env object'],
     [{ containers: [{ name: 'a', env: [{ name: 'X', value: 1 }] }] }, /env\[0\]\.value/, /must be a string/, 'env value number'],

@@ -1,30 +1,15 @@
-// JSON helpers. Strict JSON (RFC 8259, what JSON.parse accepts) is checked by a small
-// scanner, so that a decode error says where it failed in the same words on every Node
-// version, never echoes the input, and so that nesting is bounded before anything walks
-// the value.
+// The JSON syntax check shared by the CNI call (stdin) and the installer (someone
+// else's conflist): strict JSON (RFC 8259, what JSON.parse and Go's encoding/json
+// accept), checked by a small scanner so that a decode error says where it failed
+// in the same words on every Node version, never echoes the input, and nesting is
+// bounded before anything walks the value.
 
-/** A JSON object (not null, not an array). */
-export function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** "an array", "null", "a number" ... for messages. */
-export function jsonTypeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'object':
-      return 'an object';
-    case 'string':
-      return 'a string';
-    case 'number':
-      return 'a number';
-    case 'boolean':
-      return 'a boolean';
-    default:
-      return typeof value;
-  }
-}
+/**
+ * How deep a document may nest. A CNI config is a handful of levels deep (Go's
+ * encoding/json stops at 10000); the bound keeps every recursive walk of ours
+ * (the tree builder, its serializer) far from the stack limit.
+ */
+export const MAX_JSON_DEPTH = 64;
 
 export interface JsonProblem {
   /** What is wrong, without quoting the input (characters are named, not echoed). */
@@ -39,7 +24,7 @@ export interface JsonProblem {
 type Expect = 'value' | 'valueOrEnd' | 'key' | 'keyOrEnd' | 'colon' | 'commaOrEnd' | 'eof';
 
 /** The first syntax problem in `text`, or undefined when it is one valid JSON value nested at most `maxDepth` deep. */
-export function findJsonProblem(text: string, maxDepth: number): JsonProblem | undefined {
+export function findJsonProblem(text: string, maxDepth: number = MAX_JSON_DEPTH): JsonProblem | undefined {
   const stack: Array<'{' | '['> = [];
   let expect: Expect = 'value';
   let i = 0;
@@ -149,7 +134,8 @@ function scanString(text: string, start: number): number | JsonProblem {
   return problemAt(text, 'unterminated string', n);
 }
 
-const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+/** A JSON number literal (sticky: matched at lastIndex). */
+export const NUMBER_RE = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /** Scan a number at `start` (a '-' or digit is there); returns the offset after it. */
 function scanNumber(text: string, start: number): number | JsonProblem {

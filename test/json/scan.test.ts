@@ -1,6 +1,6 @@
 // The JSON scanner must agree with JSON.parse on what is JSON, and say where it fails.
 import t from 'tap';
-import { findJsonProblem, formatJsonProblem } from '../../src/cni/json.js';
+import { findJsonProblem, formatJsonProblem } from '../../src/json/scan.js';
 
 function parses(text: string): boolean {
   try {

@@ -2,9 +2,9 @@
 // CNI config must not change: key order (JS objects put integer-like keys first),
 // number literals as written ("1500", "1e3", 2^64 stay as they are), duplicate keys
 // (kept; the last one wins for every reader, as in Go's encoding/json) and a
-// "__proto__" key. Syntax is checked first by src/cni/json.ts's scanner, so the
-// builder below only ever sees valid JSON nested at most MAX_CONFIG_DEPTH deep.
-import { findJsonProblem, formatJsonProblem } from '../cni/json.js';
+// "__proto__" key. Syntax is checked first by the scanner (scan.ts), so the
+// builder below only ever sees valid JSON nested at most MAX_JSON_DEPTH deep.
+import { findJsonProblem, formatJsonProblem, NUMBER_RE } from './scan.js';
 
 export type JsonNode =
   | { readonly kind: 'object'; readonly entries: ReadonlyArray<readonly [string, JsonNode]> }
@@ -17,18 +17,11 @@ export type JsonNode =
 export type JsonObjectNode = Extract<JsonNode, { kind: 'object' }>;
 export type JsonArrayNode = Extract<JsonNode, { kind: 'array' }>;
 
-/**
- * Go's encoding/json stops at 10000 levels; a CNI config is a handful deep. The
- * lower bound keeps the recursive builder and serializer far from the stack limit;
- * a config nested deeper than this is refused (and logged) rather than half-read.
- */
-export const MAX_CONFIG_DEPTH = 512;
-
 export type ParsedTree = { ok: true; node: JsonNode } | { ok: false; reason: string };
 
 /** Parse strict JSON (what Go's encoding/json and JSON.parse accept) into a tree. */
 export function parseTree(text: string): ParsedTree {
-  const problem = findJsonProblem(text, MAX_CONFIG_DEPTH);
+  const problem = findJsonProblem(text);
   if (problem) return { ok: false, reason: `invalid JSON: ${formatJsonProblem(problem)}` };
   const builder = new Builder(text);
   const node = builder.value();
@@ -97,10 +90,9 @@ class Builder {
       this.i += 4;
       return { kind: 'null' };
     }
-    const m = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-    m.lastIndex = this.i;
-    const raw = m.exec(t)?.[0];
-    if (raw === undefined) throw new Error(`conflist-json: no value at ${this.i} after a successful syntax check`);
+    NUMBER_RE.lastIndex = this.i;
+    const raw = NUMBER_RE.exec(t)?.[0];
+    if (raw === undefined) throw new Error(`json tree: no value at ${this.i} after a successful syntax check`);
     this.i += raw.length;
     return { kind: 'number', raw };
   }
