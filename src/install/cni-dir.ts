@@ -5,7 +5,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/atomic-write.js';
 import { mkdirp } from '../sys/mkdirp.js';
-import { CNI_CONFIG_EXTENSIONS, fileExtension, type ConfigFile } from './conflist.js';
+import { CNI_CONFIG_EXTENSIONS, fileExtension, type ConfigFile } from './cniconf/files.js';
 
 /** A config larger than this is not a CNI config; it is skipped rather than read. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;

@@ -9,7 +9,7 @@ import { runInstallLoop, type LoopState } from './loop.js';
 import { nodeMetrics } from './node-metrics.js';
 import { INSTALL_FLAGS, parseOptions, type InstallOptions } from './options.js';
 import { readConfigFiles } from './cni-dir.js';
-import { hasEntry } from './conflist.js';
+import { hasEntry } from './cniconf/chain.js';
 
 /** The running executable when it is meshlane's SEA build (not `node script.js`). */
 function selfExecutable(): string | undefined {

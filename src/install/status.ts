@@ -9,7 +9,8 @@ import { attachedPrograms } from '../bpf/loader.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, TC_PROGRAMS, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
 import { listRecords, type AttachmentRecord } from '../plugin/state.js';
-import { ISTIO_CNI_TYPE, parseCniConfig } from './conflist.js';
+import { ISTIO_CNI_TYPE } from './cniconf/files.js';
+import { parseCniConfig } from './cniconf/validity.js';
 import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
 
 export const STATUS_VERSION = 1;

@@ -3,18 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import {
-  compareByteOrder,
-  configKindOf,
-  conflistNameFor,
-  conflistTempName,
-  isMeshlaneArtefact,
-  parseCniConfig,
-  pickPrimary,
-  planInstall,
-  scanCniConfigs,
-  type ConfigFile,
-} from '../../src/install/conflist.js';
+import { basename } from 'node:path';
+import { compareByteOrder, configKindOf, conflistNameFor, type ConfigFile } from '../../src/install/cniconf/files.js';
+import { planInstall } from '../../src/install/cniconf/plan.js';
+import { scanCniConfigs } from '../../src/install/cniconf/primary.js';
+const pickPrimary = (files: ConfigFile[]) => scanCniConfigs(files).primary;
+import { parseCniConfig } from '../../src/install/cniconf/validity.js';
+import { atomicTempPath } from '../../src/sys/atomic-write.js';
 import { bytesOf, conflistsDir, docOf, istioGoldenDir, meshlaneEntry, readConfig, text } from './helpers.js';
 
 const cilium = readConfig(conflistsDir, 'cilium-05-cilium.conflist', '05-cilium.conflist');
@@ -72,16 +67,14 @@ t.test('non-config names are ignored', async (t) => {
     as(cilium, '00-calico.conflist.template'),
     as(cilium, 'README'),
     as(cilium, '00-x.yaml'),
-    as(cilium, conflistTempName('10-calico.conflist', 4242)),
+    as(cilium, basename(atomicTempPath('/etc/cni/net.d/10-calico.conflist'))),
     calico,
   ];
   const scan = scanCniConfigs(files);
   t.equal(scan.primary?.name, '10-calico.conflist');
   t.strictSame(scan.skipped, []);
   t.equal(scan.ignored.length, 5);
-  t.ok(isMeshlaneArtefact(conflistTempName('10-calico.conflist', 'x')));
-  t.equal(configKindOf(conflistTempName('10-calico.conflist', 'x')), undefined, 'a temp name has no config extension');
-  t.notOk(isMeshlaneArtefact('10-calico.conflist'));
+  t.equal(configKindOf(basename(atomicTempPath('/etc/cni/net.d/10-calico.conflist'))), undefined, 'the temp name of an atomic write has no config extension');
 });
 
 t.test('empty or all-invalid dir: undefined', async (t) => {

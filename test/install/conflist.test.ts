@@ -2,22 +2,11 @@
 // installer goldens adapted to meshlane's entry, stale and duplicate entries, and the
 // way uninstall gives the primary its file back.
 import t from 'tap';
-import {
-  ConflistError,
-  ISTIO_CNI_TYPE,
-  MESHLANE_TYPE,
-  entryIndex,
-  hasEntry,
-  insertEntry,
-  inspectEntry,
-  originalToKeep,
-  parseCniConfig,
-  pickPrimary,
-  planRestore,
-  removeEntry,
-  sameApartFromEntry,
-  type ConfigFile,
-} from '../../src/install/conflist.js';
+import { ConflistError, ISTIO_CNI_TYPE, MESHLANE_TYPE, type ConfigFile } from '../../src/install/cniconf/files.js';
+import { entryIndex, entryIndices, hasEntry, insertEntry, removeEntry } from '../../src/install/cniconf/chain.js';
+import { scanCniConfigs } from '../../src/install/cniconf/primary.js';
+import { originalToKeep, planRestore, sameApartFromEntry } from '../../src/install/cniconf/restore.js';
+import { parseCniConfig } from '../../src/install/cniconf/validity.js';
 import { bytesOf, docOf, istioGoldenDir, meshlaneEntry, pluginsOf, readConfig, realConfigs, text, without } from './helpers.js';
 
 t.test('the entry under test is cni-conf/meshlane.json', async (t) => {
@@ -66,7 +55,7 @@ t.test('every real primary config', async (t) => {
       t.equal(again.changed, false, 'a second insert changes nothing');
       t.equal(again.name, ins.name);
       t.equal(again.bytes, ins.bytes, 'the same bytes');
-      t.ok(inspectEntry(ins, meshlaneEntry).current, 'inspectEntry: current');
+      t.notOk(insertEntry(ins, meshlaneEntry).changed, 'current: a second insert changes nothing');
       t.equal(entryIndex(ins.bytes, ins.name), plugins.length - 1);
 
       const rm = removeEntry(ins.name, ins.bytes);
@@ -176,7 +165,7 @@ t.test('Istio goldens, adapted to meshlane\'s entry', async (t) => {
       const file = readConfig(istioGoldenDir, name);
       const p = parseCniConfig(file.name, file.bytes);
       t.notOk(p.ok, name);
-      t.equal(pickPrimary([file]), undefined, `${name} is never the primary`);
+      t.equal(scanCniConfigs([file]).primary, undefined, `${name} is never the primary`);
       t.throws(() => insertEntry(file, meshlaneEntry), ConflistError);
     }
     t.match(parseCniConfig('invalid-map.conflist', bytesOf('{}\n')), { ok: false, reason: /no name/ });
@@ -200,14 +189,14 @@ t.test('stale and duplicate entries', async (t) => {
     t.equal(out.changed, true);
     t.strictSame(typesOf(out), ['bridge', 'meshlane', 'tuning'], 'same position');
     t.strictSame(pluginsOf(docOf(out))[1], meshlaneEntry, 'new content');
-    t.notOk(inspectEntry(list(bridge, stale, tuning), meshlaneEntry).current, 'inspectEntry: stale is not current');
-    t.ok(inspectEntry(list(bridge, stale, tuning)).current, 'without an entry to compare: present once');
+    t.ok(insertEntry(list(bridge, stale, tuning), meshlaneEntry).changed, 'a stale entry is not current');
+    t.equal(entryIndices(list(bridge, stale, tuning).bytes).length, 1, 'present once');
   });
 
   t.test('duplicates collapse to the first', async (t) => {
     const input = list(bridge, meshlaneEntry, tuning, stale, meshlaneEntry);
-    t.strictSame(inspectEntry(input).indices, [1, 3, 4]);
-    t.notOk(inspectEntry(input, meshlaneEntry).current);
+    t.strictSame(entryIndices(input.bytes, input.name), [1, 3, 4]);
+    t.ok(insertEntry(input, meshlaneEntry).changed, 'three entries are not current');
     const out = insertEntry(input, meshlaneEntry);
     t.strictSame(typesOf(out), ['bridge', 'meshlane', 'tuning']);
     t.strictSame(pluginsOf(docOf(out))[1], meshlaneEntry);
@@ -217,7 +206,7 @@ t.test('stale and duplicate entries', async (t) => {
   t.test('an entry with the same content in any key order is current', async (t) => {
     const reordered = Object.fromEntries(Object.entries(meshlaneEntry).reverse());
     const input = list(bridge, reordered);
-    t.ok(inspectEntry(input, meshlaneEntry).current);
+    t.notOk(insertEntry(input, meshlaneEntry).changed, 'current');
     t.equal(insertEntry(input, meshlaneEntry).changed, false);
   });
 

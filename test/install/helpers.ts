@@ -2,7 +2,8 @@
 // installer goldens, and meshlane's own entry from cni-conf/meshlane.json.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseCniConfig, type ConfigFile } from '../../src/install/conflist.js';
+import type { ConfigFile } from '../../src/install/cniconf/files.js';
+import { parseCniConfig } from '../../src/install/cniconf/validity.js';
 import { repoRoot, upstreamFixtures } from '../helpers/paths.js';
 
 export const conflistsDir = resolve(upstreamFixtures, 'conflists');
