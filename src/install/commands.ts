@@ -1,6 +1,5 @@
 // `meshlane install`, `uninstall` and `status`: options in, the installer run,
 // a report out. Loaded only when one of these commands is chosen.
-import type { CliContext } from '../cli/context.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { collectStatus, hasIstioCniEntry, renderStatus, type StatusReport } from './status.js';
 import { startHealthServer } from './health.js';
@@ -10,6 +9,13 @@ import { nodeMetrics } from './node-metrics.js';
 import { INSTALL_FLAGS, parseOptions, type InstallOptions } from './options.js';
 import { readConfigFiles } from './cni-dir.js';
 import { hasEntry } from './cniconf/chain.js';
+
+/** What a node command gets from the command line: its streams and environment (the CLI's context). */
+export interface CommandIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: Readonly<Record<string, string | undefined>>;
+}
 
 /** The running executable when it is meshlane's SEA build (not `node script.js`). */
 function selfExecutable(): string | undefined {
@@ -35,7 +41,7 @@ async function cleanupObject(opts: InstallOptions): Promise<void> {
   removeEmbeddedObject();
 }
 
-export async function runInstall(args: readonly string[], ctx: CliContext, flags: readonly string[] = INSTALL_FLAGS): Promise<number> {
+export async function runInstall(args: readonly string[], ctx: CommandIo, flags: readonly string[] = INSTALL_FLAGS): Promise<number> {
   const opts = parseOptions(args, ctx.env, flags);
   const log = createLogger({ level: opts.logLevel, stderrStream: ctx.stderr, fields: { component: 'installer' } });
   // The handlers come first: a SIGTERM at any later moment (a pass, a backoff, the health
@@ -90,7 +96,7 @@ export async function runInstall(args: readonly string[], ctx: CliContext, flags
   }
 }
 
-export async function runUninstall(args: readonly string[], ctx: CliContext, flags: readonly string[]): Promise<number> {
+export async function runUninstall(args: readonly string[], ctx: CommandIo, flags: readonly string[]): Promise<number> {
   const opts = parseOptions(args, ctx.env, flags);
   const log = createLogger({ level: opts.logLevel, stderrStream: ctx.stderr, fields: { component: 'uninstall' } });
   try {
@@ -115,7 +121,7 @@ export async function collectNodeStatus(opts: InstallOptions): Promise<StatusRep
   return report;
 }
 
-export async function runStatus(args: readonly string[], ctx: CliContext, flags: readonly string[]): Promise<number> {
+export async function runStatus(args: readonly string[], ctx: CommandIo, flags: readonly string[]): Promise<number> {
   const opts = parseOptions(args, ctx.env, flags);
   const report = await collectNodeStatus(opts);
   ctx.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatus(report));

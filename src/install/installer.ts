@@ -13,7 +13,7 @@ import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
 import { writeSettings } from '../bpf/registry.js';
 import type { Logger } from '../log/logger.js';
-import { attachmentsDir, listRecords } from '../plugin/state.js';
+import { attachmentsDir, listRecords } from '../node/records.js';
 import { removeWriteLitter, writeFileAtomic } from '../sys/atomic-write.js';
 import { run } from '../sys/exec.js';
 import { findCgroup2Mount, isBpffs } from '../sys/fsinfo.js';

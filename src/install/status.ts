@@ -8,7 +8,7 @@ import { COUNTERS, POD_F, type CounterName } from '../bpf/layout.js';
 import { attachedPrograms } from '../bpf/loader.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, TC_PROGRAMS, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
-import { listRecords, type AttachmentRecord } from '../plugin/state.js';
+import { listRecords, type AttachmentRecord } from '../node/records.js';
 import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
 import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';

@@ -13,11 +13,11 @@ import { isPodUid } from '../sys/pod-cgroup.js';
 import { acquireLock, LockTimeoutError } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
-import { datapathInstalled } from './datapath.js';
-import { PluginErrorCode, tryAgainLater } from './errors.js';
+import { datapathInstalled } from '../node/datapath.js';
+import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 import { lookupPod } from './pod-source.js';
-import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from './registration.js';
-import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from './state.js';
+import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from '../node/registration.js';
+import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from '../node/records.js';
 
 const LOCK_TIMEOUT_MS = 20_000;
 

@@ -6,7 +6,7 @@ import { CniError } from '../cni/errors.js';
 import { decideSidecar, PodInputError, podInfoFromAnnotations, podInfoFromObject, type PodInfo, type SidecarDecision } from '../mesh/index.js';
 import type { Logger } from '../log/logger.js';
 import type { PluginConfig } from './config.js';
-import { PluginErrorCode, tryAgainLater } from './errors.js';
+import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 
 export const ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
 

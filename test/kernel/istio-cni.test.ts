@@ -24,7 +24,7 @@ import { detachDatapath } from '../../src/bpf/loader.js';
 import type { InterceptionConfig } from '../../src/bpf/pod-config.js';
 import { collectStatus, nodeMode, renderStatus } from '../../src/install/status.js';
 import { interceptionFromAnnotations } from '../../src/mesh/index.js';
-import { STATE_VERSION, writeRecord } from '../../src/plugin/state.js';
+import { STATE_VERSION, writeRecord } from '../../src/node/records.js';
 import { run } from '../../src/sys/exec.js';
 import { parseNatSave, probeIstioRules } from '../../src/sys/iptables.js';
 import { upstreamFixtures } from '../helpers/paths.js';

@@ -14,7 +14,7 @@ import { runCni } from '../../src/cni/skel.js';
 import { MAP_NAMES, pinPaths } from '../../src/bpf/names.js';
 import { handlers } from '../../src/plugin/handlers.js';
 import { pluginLogger } from '../../src/plugin/run.js';
-import { recordPath } from '../../src/plugin/state.js';
+import { recordPath } from '../../src/node/records.js';
 import { checkOutcome, fuzzCase, fuzzDirs, POD_UID, type FuzzDirs } from '../helpers/fuzz-cases.js';
 
 const seed = Number(process.env['MESHLANE_FUZZ_SEED'] ?? Math.floor(Math.random() * 2 ** 31));

@@ -1,6 +1,6 @@
-// From a sidecar pod to its entries in the maps and its attachment record, and back.
+// From a sidecar pod to its entries in the maps and its attachment record, and
+// back: the core that the plugin's ADD/DEL/CHECK/GC and the installer share.
 import { CniError } from '../cni/errors.js';
-import type { CniRequest } from '../cni/skel.js';
 import { podCg, podConfig } from '../bpf/layout.js';
 import { ConfigLimitError, encodePodConfig } from '../bpf/pod-config.js';
 import { podCgValue, readPodByCgroup, readPodConfig, registerPod, unregisterPod, type PodRegistration } from '../bpf/registry.js';
@@ -10,14 +10,22 @@ import { AnnotationError, dnsCapture, parseInterceptionAnnotations, proxyIdentit
 import { findPodCgroup } from '../sys/pod-cgroup.js';
 import { attachInbound, detachInbound, inboundFilters, inboundProgramsPinned } from '../bpf/inbound.js';
 import { TC_PROGRAMS } from '../bpf/names.js';
-import type { PluginConfig } from './config.js';
+import type { NodePaths } from './paths.js';
 import { datapathInstalled } from './datapath.js';
 import { PluginErrorCode } from './errors.js';
-import { STATE_VERSION, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './state.js';
+import { STATE_VERSION, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './records.js';
+
+/** The pod interface one registration is for: what the runtime names in CNI_* (or the CRI says). */
+export interface Attachment {
+  containerId: string;
+  ifname: string;
+  netns: string;
+  log: Logger;
+}
 
 export function buildRecord(
-  req: CniRequest,
-  conf: PluginConfig,
+  at: Attachment,
+  conf: NodePaths,
   pod: PodInfo,
   who: { namespace: string; name: string; uid: string },
   ips: { ipv4: string | undefined; ipv6: string | undefined },
@@ -26,7 +34,7 @@ export function buildRecord(
   try {
     const parsed = parseInterceptionAnnotations(pod.annotations);
     interception = parsed.config;
-    for (const note of parsed.notes) req.log.warn(note, { pod: `${who.namespace}/${who.name}` });
+    for (const note of parsed.notes) at.log.warn(note, { pod: `${who.namespace}/${who.name}` });
     encodePodConfig(interception); // the limits of the maps, checked before anything is written
   } catch (err) {
     if (err instanceof AnnotationError || err instanceof ConfigLimitError || err instanceof RangeError) {
@@ -49,9 +57,9 @@ export function buildRecord(
   const identity = proxyIdentity(pod);
   const rec: AttachmentRecord = {
     version: STATE_VERSION,
-    containerId: req.containerId,
-    ifname: req.ifname,
-    netns: req.netns,
+    containerId: at.containerId,
+    ifname: at.ifname,
+    netns: at.netns,
     namespace: who.namespace,
     name: who.name,
     podUid: who.uid,
@@ -81,7 +89,7 @@ export function registrationOf(rec: AttachmentRecord): PodRegistration {
 }
 
 /** Record first (so DEL can undo a half-done ADD), then the maps; on failure both are rolled back. */
-export async function registerAttachment(conf: PluginConfig, rec: AttachmentRecord, log: Logger): Promise<void> {
+export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord, log: Logger): Promise<void> {
   // A repeated ADD keeps what an earlier one added (the clsact qdisc DEL must remove).
   let earlier: AttachmentRecord | undefined;
   try {
@@ -129,7 +137,7 @@ export async function detachAttachment(rec: AttachmentRecord, log: Logger): Prom
 }
 
 /** The tc filters (best effort), the maps, then the record. With the datapath gone there is nothing in the maps to remove. */
-export async function unregisterAttachment(conf: PluginConfig, rec: AttachmentRecord, log: Logger): Promise<void> {
+export async function unregisterAttachment(conf: NodePaths, rec: AttachmentRecord, log: Logger): Promise<void> {
   try {
     await detachAttachment(rec, log);
   } catch (err) {
@@ -151,7 +159,7 @@ export async function unregisterAttachment(conf: PluginConfig, rec: AttachmentRe
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
 
 /** undefined when the maps hold exactly what the record says; else what differs. */
-export async function registrationMatches(conf: PluginConfig, rec: AttachmentRecord): Promise<string | undefined> {
+export async function registrationMatches(conf: NodePaths, rec: AttachmentRecord): Promise<string | undefined> {
   if (!datapathInstalled(conf.bpfPinDir)) return `the datapath is not installed (no maps in ${conf.bpfPinDir})`;
   const reg = registrationOf(rec);
   const cg = await readPodByCgroup(conf.bpfPinDir, reg.cgroupId);
