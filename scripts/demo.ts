@@ -16,8 +16,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { execPlugin, type Conflist, type Json, type Runtime } from '../testing/sandbox/cni-chain.js';
-import { addNetns } from '../testing/sandbox/netns.js';
+import type { Conflist, Json } from '../testing/sandbox/cni-chain.js';
+import { podThroughChain, type ChainPod } from '../testing/sandbox/chain-pod.js';
 import { buildTool, createNode, type SandboxNode, type SpawnedProcess } from '../testing/sandbox/node.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,15 +34,13 @@ interface DemoPod {
   name: string;
   meshed: boolean;
   ip: string;
-  rt: Runtime;
-  cached: Json;
-  cgroup: string;
+  chained: ChainPod;
   place(container: string): { netnsPath: string; cgroupDir: string };
 }
 
-function annotationsOf(file: string | undefined): Json {
+function annotationsOf(file: string | undefined): Record<string, string> {
   if (!file) return { app: 'plain' };
-  const pod = JSON.parse(readFileSync(join(fixtures, file), 'utf8')) as { metadata: { annotations: Json } };
+  const pod = JSON.parse(readFileSync(join(fixtures, file), 'utf8')) as { metadata: { annotations: Record<string, string> } };
   return pod.metadata.annotations;
 }
 
@@ -84,27 +82,17 @@ async function main(): Promise<void> {
     ];
     for (const [i, s] of specs.entries()) {
       const uid = `de0de0de-0000-4000-8000-00000000000${i + 1}`;
-      const cgroup = join(node.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`);
-      mkdirSync(cgroup, { recursive: true });
-      const netns = await addNetns(node.names.extra(`p${i + 1}`));
-      const rt: Runtime = {
-        containerId: `demo${i + 1}`,
-        netns,
-        ifname: 'eth0',
-        args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: 'demo', K8S_POD_NAME: s.name, K8S_POD_UID: uid },
+      const chained = await podThroughChain(node, list, { namespace: 'demo', name: s.name, uid, annotations: annotationsOf(s.fixture) }, `p${i + 1}`, {
         binDirs: [dirs.bin, '/usr/lib/cni'],
-        capabilityArgs: { 'io.kubernetes.cri.pod-annotations': annotationsOf(s.fixture) },
-        runInNetns: node.netns,
-      };
-      let prev: Json | undefined;
-      for (const p of list.plugins) prev = await execPlugin('ADD', list, p, rt, prev);
-      const ip = String(((prev?.['ips'] as Json[])[0] ?? {})['address']).split('/')[0] ?? '';
+        containerId: `demo${i + 1}`,
+      });
+      const ip = String(((chained.result['ips'] as Json[])[0] ?? {})['address']).split('/')[0] ?? '';
       const place = (container: string): { netnsPath: string; cgroupDir: string } => {
-        const dir = join(cgroup, container);
+        const dir = join(chained.cgroupDir, container);
         mkdirSync(dir, { recursive: true });
-        return { netnsPath: netns, cgroupDir: dir };
+        return { netnsPath: chained.netnsPath, cgroupDir: dir };
       };
-      pods.push({ name: s.name, meshed: s.fixture !== undefined, ip, rt, cached: prev ?? {}, cgroup, place });
+      pods.push({ name: s.name, meshed: s.fixture !== undefined, ip, chained, place });
       out(`${s.name.padEnd(6)} ${ip.padEnd(14)} ${s.fixture ? `Istio sidecar pod (${s.fixture})` : 'plain pod (no Istio annotations)'}`);
     }
     const status = await execa(exe, ['status', '--json', '--cni-net-dir', dirs.net, '--cgroup-root', node.cgroupRoot, '--pin-dir', node.pinDir, '--state-dir', dirs.state], { reject: false });
@@ -170,7 +158,7 @@ async function main(): Promise<void> {
     for (const p of procs) await p.kill().catch(() => undefined);
     if (list) {
       for (const p of pods) {
-        for (const plugin of [...list.plugins].reverse()) await execPlugin('DEL', list, plugin, p.rt, p.cached).catch((e: unknown) => out(`DEL ${p.name}: ${(e as Error).message}`));
+        await p.chained.del().catch((e: unknown) => out(`DEL ${p.name}: ${(e as Error).message}`));
       }
     }
     await execa(exe, ['uninstall', ...paths], { reject: false });

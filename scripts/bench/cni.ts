@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import { execPlugin, type Conflist, type Json, type Runtime } from '../../testing/sandbox/cni-chain.js';
+import { execPlugin, type Conflist, type Runtime } from '../../testing/sandbox/cni-chain.js';
+import { meshlaneEntry, primaryResultOf } from '../../testing/sandbox/chain-pod.js';
 import type { SandboxNode } from '../../testing/sandbox/node.js';
 import { mapBatch, type MapOp } from '../../src/bpf/bpftool.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
@@ -98,24 +99,9 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
   const pod = await node.addPod({ name: 'cni' });
   const fixture = JSON.parse(readFileSync(opts.fixturePod, 'utf8')) as { metadata: { namespace: string; name: string; annotations?: Record<string, string> } };
   const stateDir = join(node.stateDir, 'bench-plugin-state');
-  const list: Conflist = {
-    cniVersion: '1.0.0',
-    name: 'meshlane-bench',
-    plugins: [
-      {
-        type: 'meshlane',
-        log_level: 'info',
-        log_file: join(node.stateDir, 'bench-meshlane.log'),
-        bpf_pin_dir: node.pinDir,
-        cgroup_root: node.cgroupRoot,
-        state_dir: stateDir,
-        kubeconfig: join(node.stateDir, 'no-such-kubeconfig'),
-        kube_api_timeout_seconds: 2,
-        capabilities: { 'io.kubernetes.cri.pod-annotations': true },
-      },
-    ],
-  };
-  const plugin = list.plugins[0] as Json;
+  // The entry `meshlane install` writes, at info level as on a node.
+  const plugin = meshlaneEntry(node, { stateDir, logFile: join(node.stateDir, 'bench-meshlane.log'), logLevel: 'info' });
+  const list: Conflist = { cniVersion: '1.0.0', name: 'meshlane-bench', plugins: [plugin] };
   const exeDir = join(opts.exe, '..');
   const rt: Runtime = {
     containerId: `bench${'0'.repeat(27)}`,
@@ -126,14 +112,7 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
     capabilityArgs: { 'io.kubernetes.cri.pod-annotations': fixture.metadata.annotations ?? {} },
   };
   // What bridge + host-local would hand on in a chain.
-  const prevResult: Json = {
-    cniVersion: '1.0.0',
-    interfaces: [{ name: 'eth0', mac: '02:00:00:00:00:01', sandbox: pod.netnsPath }],
-    ips: [
-      { address: `${pod.ipv4}/${pod.ipv4PrefixLen}`, interface: 0 },
-      { address: `${pod.ipv6}/${pod.ipv6PrefixLen}`, interface: 0 },
-    ],
-  };
+  const prevResult = primaryResultOf(pod);
 
   // Sanity: one ADD registers the pod, one DEL removes it.
   const podsByCg = MAP_NAMES.podsByCgroup;

@@ -5,7 +5,8 @@
 import { dirname, join } from 'node:path';
 import t from 'tap';
 import { chainAdd, chainCheck, chainDel, execPlugin, type Conflist, type Json } from '../../testing/sandbox/cni-chain.js';
-import { addNetns, ip } from '../../testing/sandbox/netns.js';
+import { ip } from '../../testing/sandbox/netns.js';
+import { meshlaneEntry, podSandbox } from '../../testing/sandbox/chain-pod.js';
 import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { cniPluginDir, requireBuiltExe } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
@@ -23,7 +24,6 @@ for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
   t.test(`bridge + host-local + meshlane at ${cniVersion}`, async (t) => {
     const nsName = n.names.extra(`c${cniVersion.replace(/\./g, '')}`);
     const bridge = n.names.extra(`b${cniVersion.replace(/\./g, '')}`);
-    const netns = await addNetns(nsName);
     const list: Conflist = {
       cniVersion,
       name: 'meshlane-chain-test',
@@ -39,25 +39,15 @@ for (const cniVersion of ['0.3.1', '0.4.0', '1.0.0']) {
             dataDir: join(state, `ipam-${cniVersion}`),
           },
         },
-        {
-          type: 'meshlane',
-          log_file: join(state, 'meshlane.log'),
-          log_level: 'debug',
-          state_dir: join(state, 'meshlane-state'),
-          capabilities: { 'io.kubernetes.cri.pod-annotations': true },
-        },
+        meshlaneEntry(n, { stateDir: join(state, 'meshlane-state'), logFile: join(state, 'meshlane.log') }),
       ],
     };
-    const rt = {
-      containerId: `chain${cniVersion.replace(/\./g, '')}`,
-      netns,
-      ifname: 'eth0',
-      args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'chain-test', K8S_POD_UID: '11111111-2222-3333-4444-555555555555' },
+    // A pod without Istio's annotations: meshlane hands the result on and registers nothing.
+    const { rt } = await podSandbox(n, { namespace: 'default', name: 'chain-test', uid: '11111111-2222-3333-4444-555555555555', annotations: { app: 'chain-test' } }, `c${cniVersion.replace(/\./g, '')}`, {
       binDirs: [dirname(exe), cniPluginDir],
-      // A pod without Istio's annotations: meshlane hands the result on and registers nothing.
-      capabilityArgs: { 'io.kubernetes.cri.pod-annotations': { app: 'chain-test' } },
-      runInNetns: n.netns,
-    };
+      containerId: `chain${cniVersion.replace(/\./g, '')}`,
+      makeCgroup: false,
+    });
 
     const bridgeOnly: Conflist = { ...list, plugins: [list.plugins[0] as Json] };
     const fromBridge = await chainAdd(bridgeOnly, rt);

@@ -12,7 +12,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { execa } from 'execa';
-import { execPlugin, type Conflist, type Json, type Runtime } from '../../testing/sandbox/cni-chain.js';
+import { execPlugin, type Conflist, type Json } from '../../testing/sandbox/cni-chain.js';
+import { meshlaneEntry, primaryResultOf, sandboxPodThroughChain } from '../../testing/sandbox/chain-pod.js';
 import { buildTool, linkNodes, type Pod } from '../../testing/sandbox/node.js';
 import { distExe, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
@@ -40,48 +41,19 @@ const u = await n2.addPod({ name: 'plain-client' }); // not meshed, node 2
 const stateDir = join(n1.stateDir, 'plugin-state');
 const native = JSON.parse(readFileSync(join(upstreamFixtures, 'pods', 'istio-sidecar-cni-native.json'), 'utf8')) as { metadata: { annotations: Record<string, string> } };
 const annotations = { ...native.metadata.annotations, 'traffic.sidecar.istio.io/excludeInboundPorts': '15020,9090' };
-const list: Conflist = {
-  cniVersion: '1.0.0',
-  name: 'meshlane-crossnode-test',
-  plugins: [
-    {
-      type: 'meshlane',
-      log_level: 'debug',
-      log_file: join(n1.stateDir, 'meshlane.log'),
-      bpf_pin_dir: n1.pinDir,
-      cgroup_root: n1.cgroupRoot,
-      state_dir: stateDir,
-      kubeconfig: join(n1.stateDir, 'no-such-kubeconfig'),
-      kube_api_timeout_seconds: 2,
-      capabilities: { 'io.kubernetes.cri.pod-annotations': true },
-    },
-  ],
-};
-const entry = list.plugins[0] as Json;
-const rt: Runtime = {
-  containerId: `crossnode${'0'.repeat(20)}`,
-  netns: s.netnsPath,
-  ifname: 'eth0',
-  args: { K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'server', K8S_POD_UID: s.uid, IgnoreUnknown: '1' },
-  binDirs: [join(distExe, '..')],
-  capabilityArgs: { 'io.kubernetes.cri.pod-annotations': annotations },
-  runInNetns: n1.netns,
-};
-const prevResult: Json = {
-  cniVersion: '1.0.0',
-  interfaces: [{ name: 'eth0', sandbox: s.netnsPath }],
-  ips: [
-    { address: `${s.ipv4}/${s.ipv4PrefixLen}`, interface: 0 },
-    { address: `${s.ipv6}/${s.ipv6PrefixLen}`, interface: 0 },
-  ],
-};
+const entry = meshlaneEntry(n1, { stateDir });
+const list: Conflist = { cniVersion: '1.0.0', name: 'meshlane-crossnode-test', plugins: [entry] };
+/** What the primary CNI returned for s (meshlane is the only plugin run). */
+const prevResult = primaryResultOf(s);
 
 async function tcIn(pod: Pod, args: readonly string[]): Promise<string> {
   const r = await execa('nsenter', [`--net=${pod.netnsPath}`, '--', 'tc', ...args]);
   return r.stdout;
 }
 
-const added = await execPlugin('ADD', list, entry, rt, prevResult);
+const chained = await sandboxPodThroughChain(n1, list, [entry], s, { name: 'server', namespace: 'default', annotations }, { binDirs: [join(distExe, '..')], containerId: `crossnode${'0'.repeat(20)}` });
+const rt = chained.rt;
+const added = chained.result;
 let deleted = false;
 t.teardown(async () => {
   if (!deleted) await execPlugin('DEL', list, entry, rt, prevResult).catch(() => undefined);

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import t from 'tap';
-import { execPlugin, type Conflist, type Json } from '../../testing/sandbox/cni-chain.js';
-import { addNetns } from '../../testing/sandbox/netns.js';
+import type { Conflist, Json } from '../../testing/sandbox/cni-chain.js';
+import { podThroughChain } from '../../testing/sandbox/chain-pod.js';
 import { buildTool, createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { attachedPrograms } from '../../src/bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../../src/bpf/names.js';
@@ -210,19 +210,11 @@ t.test('the chained conflist registers a sidecar pod; status --json lists it', a
   const list = conflistNow() as unknown as Conflist;
   const pod = JSON.parse(readFileSync(join(upstreamFixtures, 'pods', 'istio-sidecar-cni-native.json'), 'utf8')) as { metadata: { namespace: string; name: string; annotations: Json } };
   const uid = '0a0b0c0d-1111-4222-8333-444455556666';
-  mkdirSync(join(n.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`), { recursive: true });
-  const netns = await addNetns(n.names.extra('c1'));
-  const rt = {
-    containerId: 'installer0001',
-    netns,
-    ifname: 'eth0',
-    args: { IgnoreUnknown: '1', K8S_POD_NAMESPACE: pod.metadata.namespace, K8S_POD_NAME: pod.metadata.name, K8S_POD_UID: uid },
+  const chained = await podThroughChain(n, list, { namespace: pod.metadata.namespace, name: pod.metadata.name, uid, annotations: pod.metadata.annotations as Record<string, string> }, 'c1', {
     binDirs: [binDir, cniPluginDir],
+    containerId: 'installer0001',
     capabilityArgs: { 'io.kubernetes.cri.pod-annotations': pod.metadata.annotations, portMappings: [] },
-    runInNetns: n.netns,
-  };
-  let prev: Json | undefined;
-  for (const p of list.plugins) prev = await execPlugin('ADD', list, p, rt, prev);
+  });
   const status = await execa(exe, ['status', '--json', ...statusArgs(n)], { reject: false });
   t.equal(status.exitCode, 0, status.stderr);
   const report = JSON.parse(status.stdout) as Json;
@@ -244,7 +236,7 @@ t.test('the chained conflist registers a sidecar pod; status --json lists it', a
   t.equal(readFileSync(join(netDir, primaryName), 'utf8'), primaryBytes, 'the primary conflist is byte for byte as before install');
   t.notOk(existsSync(n.pinDir), 'no pins');
   t.same(await attachedPrograms(n.cgroupRoot), [], 'no attachments');
-  for (const p of [...list.plugins].reverse()) await execPlugin('DEL', list, p, rt, prev);
+  await chained.del();
   const u2 = await execa(exe, ['uninstall', ...dirs(n)], { reject: false });
   t.equal(u2.exitCode, 0, u2.stderr);
   t.notOk(existsSync(join(binDir, 'meshlane')), 'binary removed once no pod needs it');

@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { execPlugin, PluginError, type Conflist, type Json, type Runtime } from '../../testing/sandbox/cni-chain.js';
-import { addNetns } from '../../testing/sandbox/netns.js';
+import { chainDel, execPlugin, PluginError, type Conflist, type Json } from '../../testing/sandbox/cni-chain.js';
+import { chainAddEach, meshlaneEntry, podSandbox, type PodSandbox } from '../../testing/sandbox/chain-pod.js';
 import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { toMapped16 } from '../../src/bpf/addr.js';
 import { POD_F, podCg, podConfig } from '../../src/bpf/layout.js';
@@ -38,19 +38,8 @@ function fixture(file: string): FixturePod {
   return JSON.parse(readFileSync(join(upstreamFixtures, 'pods', file), 'utf8')) as FixturePod;
 }
 
-function meshlaneEntry(extra: Json = {}): Json {
-  return {
-    type: 'meshlane',
-    log_level: 'debug',
-    log_file: join(n.stateDir, 'meshlane.log'),
-    bpf_pin_dir: n.pinDir,
-    cgroup_root: n.cgroupRoot,
-    state_dir: stateDir,
-    kubeconfig: join(n.stateDir, 'no-such-kubeconfig'),
-    kube_api_timeout_seconds: 2,
-    capabilities: { 'io.kubernetes.cri.pod-annotations': true },
-    ...extra,
-  };
+function entry(extra: Json = {}): Json {
+  return meshlaneEntry(n, { stateDir }, extra);
 }
 
 function conflist(extra: Json = {}): Conflist {
@@ -65,52 +54,32 @@ function conflist(extra: Json = {}): Conflist {
         ipMasq: false,
         ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.111.0/24' }], [{ subnet: 'fd00:213:111::/64' }]], dataDir: join(n.stateDir, 'ipam') },
       },
-      meshlaneEntry(extra),
+      entry(extra),
     ],
   };
 }
 
 let seq = 0;
-interface Sandbox {
-  rt: Runtime;
-  cgroupDir: string;
-}
+type Sandbox = PodSandbox;
 /** A pod sandbox as kubelet + runtime make it: pod cgroup first, then a netns. */
 async function sandbox(pod: FixturePod, opts: { makeCgroup?: boolean; args?: Record<string, string> } = {}): Promise<Sandbox> {
   seq += 1;
   const uid = `${pod.metadata.uid.slice(0, 30)}${String(seq).padStart(6, '0')}`;
-  const cgroupDir = join(n.cgroupRoot, 'kubepods', 'besteffort', `pod${uid}`);
-  if (opts.makeCgroup !== false) mkdirSync(cgroupDir, { recursive: true });
-  const ns = n.names.extra(`c${seq}`);
-  const netns = await addNetns(ns);
-  return {
-    cgroupDir,
-    rt: {
-      containerId: `c${seq}${'0'.repeat(20)}`,
-      netns,
-      ifname: 'eth0',
-      args: opts.args ?? { K8S_POD_NAMESPACE: pod.metadata.namespace, K8S_POD_NAME: pod.metadata.name, K8S_POD_UID: uid, IgnoreUnknown: '1' },
-      binDirs: [join(distExe, '..'), cniPluginDir],
-      capabilityArgs: { 'io.kubernetes.cri.pod-annotations': pod.metadata.annotations ?? {} },
-      runInNetns: n.netns,
-    },
-  };
+  return podSandbox(n, { ...pod.metadata, uid }, `c${seq}`, {
+    binDirs: [join(distExe, '..'), cniPluginDir],
+    containerId: `c${seq}${'0'.repeat(20)}`,
+    ...(opts.makeCgroup === false ? { makeCgroup: false } : {}),
+    ...(opts.args ? { args: opts.args } : {}),
+  });
 }
 
 async function add(list: Conflist, sb: Sandbox): Promise<{ fromBridge: Json; fromMeshlane: Json }> {
-  const fromBridge = (await execPlugin('ADD', list, list.plugins[0] as Json, sb.rt)) as Json;
-  try {
-    const fromMeshlane = (await execPlugin('ADD', list, list.plugins[1] as Json, sb.rt, fromBridge)) as Json;
-    return { fromBridge, fromMeshlane };
-  } catch (err) {
-    await execPlugin('DEL', list, list.plugins[0] as Json, sb.rt, fromBridge).catch(() => undefined);
-    throw err;
-  }
+  const [fromBridge, fromMeshlane] = await chainAddEach(list, list.plugins, sb.rt, undefined);
+  return { fromBridge: fromBridge ?? {}, fromMeshlane: fromMeshlane ?? {} };
 }
 
 async function del(list: Conflist, sb: Sandbox, cached: Json | undefined): Promise<void> {
-  await execPlugin('DEL', list, list.plugins[1] as Json, sb.rt, cached);
-  await execPlugin('DEL', list, list.plugins[0] as Json, sb.rt, cached);
+  await chainDel(list, sb.rt, cached);
 }
 
 function ipsOf(result: Json): { v4: string; v6: string } {
@@ -277,7 +246,7 @@ t.test('STATUS: ok with the datapath, 50 without', async (t) => {
   const list = { ...conflist(), cniVersion: '1.1.0' };
   const rt = { containerId: 'status', netns: '', ifname: 'eth0', binDirs: [join(distExe, '..')] };
   await execPlugin('STATUS', list, list.plugins[1] as Json, rt);
-  const without = { ...list, plugins: [list.plugins[0] as Json, meshlaneEntry({ bpf_pin_dir: join(n.pinDir, 'nothing-here') })] };
+  const without = { ...list, plugins: [list.plugins[0] as Json, entry({ bpf_pin_dir: join(n.pinDir, 'nothing-here') })] };
   const err = await execPlugin('STATUS', without, without.plugins[1] as Json, rt).catch((e: unknown) => e);
   t.ok(err instanceof PluginError);
   t.match((err as PluginError).stdout, /"code":\s*50/);
