@@ -14,14 +14,15 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   json: [],
   sys: ['json'],
   kube: ['sys', 'json'],
+  cri: ['json'],
   log: ['sys', 'json'],
   bpf: ['sys', 'json'],
   mesh: ['bpf', 'json'],
   cni: ['log', 'json'],
   node: ['cni', 'mesh', 'bpf', 'sys', 'log', 'json'],
   plugin: ['node', 'cni', 'mesh', 'kube', 'bpf', 'sys', 'log', 'json'],
-  install: ['node', 'cni', 'mesh', 'kube', 'bpf', 'sys', 'log', 'json'],
-  cli: ['install', 'node', 'cni', 'mesh', 'kube', 'bpf', 'sys', 'log', 'json'],
+  install: ['node', 'cni', 'mesh', 'kube', 'cri', 'bpf', 'sys', 'log', 'json'],
+  cli: ['install', 'node', 'cni', 'mesh', 'kube', 'cri', 'bpf', 'sys', 'log', 'json'],
   '.': ['cli', 'plugin'],
 };
 /** Top-level modules with no imports of ours that every layer may use. */
