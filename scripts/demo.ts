@@ -68,7 +68,7 @@ async function main(): Promise<void> {
       plugins: [{ type: 'bridge', bridge: node.names.extra('br'), isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.98.0/24' }]], dataDir: join(node.stateDir, 'ipam') } }],
     };
     writeFileSync(join(dirs.net, '10-demo.conflist'), `${JSON.stringify(primary, null, 2)}\n`);
-    const inst = await execa(exe, ['install', '--once', ...paths, '--log-file', join(node.stateDir, 'plugin.log')], { reject: false });
+    const inst = await execa(exe, ['install', '--once', ...paths, '--cri-socket', 'none', '--log-file', join(node.stateDir, 'plugin.log')], { reject: false });
     if (inst.exitCode !== 0) throw new Error(`meshlane install failed: ${inst.stdout}${inst.stderr}`);
     out(`install: ${inst.stdout.trim()}`);
     list = JSON.parse(readFileSync(join(dirs.net, '10-demo.conflist'), 'utf8')) as Conflist;
@@ -87,12 +87,7 @@ async function main(): Promise<void> {
         containerId: `demo${i + 1}`,
       });
       const ip = String(((chained.result['ips'] as Json[])[0] ?? {})['address']).split('/')[0] ?? '';
-      const place = (container: string): { netnsPath: string; cgroupDir: string } => {
-        const dir = join(chained.cgroupDir, container);
-        mkdirSync(dir, { recursive: true });
-        return { netnsPath: chained.netnsPath, cgroupDir: dir };
-      };
-      pods.push({ name: s.name, meshed: s.fixture !== undefined, ip, chained, place });
+      pods.push({ name: s.name, meshed: s.fixture !== undefined, ip, chained, place: (container) => chained.place(container) });
       out(`${s.name.padEnd(6)} ${ip.padEnd(14)} ${s.fixture ? `Istio sidecar pod (${s.fixture})` : 'plain pod (no Istio annotations)'}`);
     }
     const status = await execa(exe, ['status', '--json', '--cni-net-dir', dirs.net, '--cgroup-root', node.cgroupRoot, '--pin-dir', node.pinDir, '--state-dir', dirs.state], { reject: false });

@@ -5,6 +5,7 @@ import { collectStatus, hasIstioCniEntry, renderStatus, type StatusReport } from
 import { startHealthServer } from './health.js';
 import { Installer, resolveCgroupRoot, type InstallerEnv } from './installer.js';
 import { runInstallLoop, type LoopState } from './loop.js';
+import { chooseCriSocket, Reconciler, type RoundReport } from './reconcile.js';
 import { nodeMetrics } from './node-metrics.js';
 import { INSTALL_FLAGS, parseOptions, type InstallOptions } from './options.js';
 import { readConfigFiles } from './cni-dir.js';
@@ -58,15 +59,24 @@ export async function runInstall(args: readonly string[], ctx: CommandIo, flags:
     process.on('SIGINT', onInt);
   }
   const installer = new Installer(opts, installerEnv(opts, log, ctx.env));
+  const criSocket = chooseCriSocket(opts.criSocket);
+  if (!criSocket) log.warn('no container runtime socket: pods that start while meshlane is out of the CNI chain are not registered late', { criSocket: opts.criSocket ?? 'none found' });
+  const reconciler = new Reconciler({
+    paths: { bpfPinDir: opts.pinDir, cgroupRoot: installer.cgroupRoot, stateDir: opts.stateDir, dnsCapture: opts.dnsCapture },
+    excludeNamespaces: opts.excludeNamespaces,
+    criSocket,
+    log,
+  });
   try {
     if (opts.once) {
       const r = await installer.pass({ datapath: true });
       await cleanupObject(opts);
       const ready = r.datapath && r.conflist;
-      ctx.stdout.write(`${JSON.stringify({ ready, datapath: r.datapath, conflist: r.conflist, conflistFile: r.conflistFile, reason: r.reason })}\n`);
+      const reconcile: RoundReport | undefined = r.datapath ? await reconciler.round() : undefined;
+      ctx.stdout.write(`${JSON.stringify({ ready, datapath: r.datapath, conflist: r.conflist, conflistFile: r.conflistFile, reason: r.reason, reconcile })}\n`);
       return ready ? 0 : 3;
     }
-    const state: LoopState = { live: false, ready: false, reason: 'starting', passes: 0, conflistWrites: 0 };
+    const state: LoopState = { live: false, ready: false, reason: 'starting', passes: 0, conflistWrites: 0, reconcile: reconciler.totals };
     const health = await startHealthServer(
       {
         live: () => state.live,
@@ -80,6 +90,10 @@ export async function runInstall(args: readonly string[], ctx: CommandIo, flags:
     let cleaned = false;
     await runInstallLoop(installer, log, state, {
       signal: stop.signal,
+      periodMs: opts.periodSeconds * 1000,
+      afterPass: async () => {
+        await reconciler.round();
+      },
       onState: () => {
         if (state.passes === 1 && !cleaned) {
           cleaned = true;
@@ -90,6 +104,7 @@ export async function runInstall(args: readonly string[], ctx: CommandIo, flags:
     await health.close();
     return 0;
   } finally {
+    reconciler.close();
     process.removeListener('SIGTERM', onTerm);
     process.removeListener('SIGINT', onInt);
     await log.close();

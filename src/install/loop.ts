@@ -7,6 +7,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Installer, PassResult } from './installer.js';
+import type { ReconcileTotals } from './reconcile.js';
 
 export interface LoopState {
   live: boolean;
@@ -15,6 +16,8 @@ export interface LoopState {
   passes: number;
   conflistWrites: number;
   lastPass?: PassResult;
+  /** The reconcile rounds' totals (late registrations, stale entries removed), when they run. */
+  reconcile?: ReconcileTotals;
 }
 
 export interface LoopOptions {
@@ -27,6 +30,8 @@ export interface LoopOptions {
   fightThreshold?: number;
   fightWindowMs?: number;
   onState?: (s: LoopState) => void;
+  /** After each pass that found the datapath attached (the reconcile round). Its failure is logged, never ends the loop. */
+  afterPass?: (r: PassResult) => Promise<void>;
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
@@ -80,6 +85,9 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
         state.lastPass = r;
         state.ready = r.datapath && r.conflist;
         state.reason = state.ready ? `datapath attached, ${r.conflistFile ?? 'conflist'} chained` : r.reason;
+        if (r.datapath && opts.afterPass) {
+          await opts.afterPass(r).catch((err: unknown) => log.error('reconcile round failed; retrying next pass', { error: err instanceof Error ? err.message : String(err) }));
+        }
         if (r.wroteConflist) {
           state.conflistWrites += 1;
           const now = Date.now();

@@ -12,6 +12,15 @@ export async function nodeMetrics(state: LoopState, pinDir: string): Promise<str
     { name: 'meshlane_install_passes_total', help: 'install loop passes', type: 'counter', samples: [{ value: state.passes }] },
     { name: 'meshlane_install_conflist_writes_total', help: 'times the meshlane entry was written into the CNI config', type: 'counter', samples: [{ value: state.conflistWrites }] },
   ];
+  if (state.reconcile) {
+    const r = state.reconcile;
+    metrics.push(
+      { name: 'meshlane_reconcile_late_registrations_total', help: 'sidecar pods registered by the reconcile loop because they started while meshlane was not in the CNI chain', type: 'counter', samples: [{ value: r.lateRegistrations }] },
+      { name: 'meshlane_reconcile_stale_removed_total', help: 'registrations of gone pods removed by the reconcile loop (their CNI DEL never came)', type: 'counter', samples: [{ value: r.staleRemoved }] },
+      { name: 'meshlane_reconcile_failures_total', help: 'reconcile registrations or removals that failed (retried next round)', type: 'counter', samples: [{ value: r.failures }] },
+      { name: 'meshlane_reconcile_runtime_up', help: '1 when the last round could ask the container runtime for its pods', type: 'gauge', samples: [{ value: r.runtimeProblem === undefined ? 1 : 0 }] },
+    );
+  }
   const p = pinPaths(pinDir);
   const maps = [];
   for (const m of ALL_MAPS) {

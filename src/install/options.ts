@@ -29,6 +29,10 @@ export interface InstallOptions {
   dnsCapture: boolean;
   /** An eBPF object to load instead of the one built into the executable. */
   bpfObject: string | undefined;
+  /** The container runtime's CRI socket for the reconcile rounds; undefined: the first that exists; 'none': do not ask a runtime. */
+  criSocket: string | undefined;
+  /** Seconds between install passes and reconcile rounds when nothing else wakes the loop. */
+  periodSeconds: number;
 }
 
 interface Spec {
@@ -58,6 +62,8 @@ export const SPECS: readonly Spec[] = [
   { flag: 'exclude-namespaces', env: 'MESHLANE_EXCLUDE_NAMESPACES', kind: 'list', default: 'kube-system', help: 'namespaces never intercepted (comma separated)' },
   { flag: 'dns-capture', env: 'MESHLANE_DNS_CAPTURE', kind: 'bool', help: "capture every meshed pod's DNS" },
   { flag: 'bpf-object', env: 'MESHLANE_BPF_OBJECT', kind: 'path', help: 'load this eBPF object instead of the built-in one' },
+  { flag: 'cri-socket', env: 'MESHLANE_CRI_SOCKET', kind: 'string', help: 'the container runtime\'s CRI socket, asked for the pods running on this node (default: the first of /run/containerd/containerd.sock, /var/run/crio/crio.sock, /run/k3s/containerd/containerd.sock that exists; none: do not ask)' },
+  { flag: 'period', env: 'MESHLANE_PERIOD', kind: 'int', default: '30', help: 'seconds between checks of the node (datapath, CNI config, running pods) when nothing changes' },
   { flag: 'once', env: 'MESHLANE_ONCE', kind: 'bool', help: 'one pass, then exit (else: keep the node right until SIGTERM)' },
   { flag: 'json', env: 'MESHLANE_JSON', kind: 'bool', help: 'machine-readable output' },
 ];
@@ -65,7 +71,7 @@ export const SPECS: readonly Spec[] = [
 export const INSTALL_FLAGS: readonly string[] = [
   'cni-net-dir', 'cni-bin-dir', 'cgroup-root', 'bpffs', 'pin-dir', 'state-dir', 'conf-name', 'kubeconfig',
   'log-level', 'log-file', 'health-address', 'health-port', 'sockmap', 'proxy-uid', 'proxy-gid',
-  'exclude-namespaces', 'dns-capture', 'bpf-object', 'once',
+  'exclude-namespaces', 'dns-capture', 'bpf-object', 'cri-socket', 'period', 'once',
 ];
 export const UNINSTALL_FLAGS: readonly string[] = ['cni-net-dir', 'cni-bin-dir', 'cgroup-root', 'bpffs', 'pin-dir', 'state-dir', 'kubeconfig', 'log-level'];
 export const STATUS_FLAGS: readonly string[] = ['cni-net-dir', 'cgroup-root', 'bpffs', 'pin-dir', 'state-dir', 'json'];
@@ -144,6 +150,10 @@ export function parseOptions(args: readonly string[], env: Readonly<Record<strin
   if (sockmap !== 'off' && sockmap !== 'on' && sockmap !== 'proxy-only') throw new UsageError('--sockmap: use off, on or proxy-only');
   const confName = raw('conf-name');
   if (confName !== undefined && (confName.includes('/') || confName.startsWith('.'))) throw new UsageError('--conf-name: a file name in the CNI config dir, not a path');
+  const criSocket = raw('cri-socket');
+  if (criSocket !== undefined && criSocket !== '' && criSocket !== 'none' && (!isAbsolute(criSocket) || criSocket.includes('\0'))) {
+    throw new UsageError(`--cri-socket: ${JSON.stringify(criSocket)} is not an absolute path or none`);
+  }
   const namespaces = (raw('exclude-namespaces') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
   const bpffs = path('bpffs') ?? '/sys/fs/bpf';
   return {
@@ -167,5 +177,7 @@ export function parseOptions(args: readonly string[], env: Readonly<Record<strin
     excludeNamespaces: namespaces,
     dnsCapture: truthy(raw('dns-capture') ?? 'false', '--dns-capture'),
     bpfObject: path('bpf-object'),
+    criSocket: criSocket === '' ? undefined : criSocket,
+    periodSeconds: int('period', 1, 3600),
   };
 }

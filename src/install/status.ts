@@ -11,6 +11,7 @@ import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../
 import { listRecords, type AttachmentRecord } from '../node/records.js';
 import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
+import { readTotals, totalsPath, type ReconcileTotals } from './reconcile.js';
 import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
 
 export const STATUS_VERSION = 1;
@@ -38,6 +39,8 @@ export interface PodStatus {
   istioRulesDetail: string;
   /** Which interception the pod has now, from the two above and whether the datapath is attached. */
   mode: PodMode;
+  /** Registered by the installer's reconcile round (it started while meshlane was not in the chain), not at its ADD. */
+  registeredLate?: boolean;
 }
 
 /**
@@ -88,6 +91,8 @@ export interface StatusReport {
   node: NodeModeSummary;
   /** `istioCni`: the list holding meshlane's entry also holds an istio-cni entry (so it runs beside istio-cni). */
   conflist?: { file?: string; hasEntry: boolean; detail: string; istioCni?: boolean };
+  /** The installer's reconcile rounds: totals since the state dir was made, and the pods registered late now. */
+  reconcile?: ReconcileTotals & { registeredLateNow: number };
 }
 
 function summary(i: PodStatus['interception'] | Record<string, unknown>): string {
@@ -168,6 +173,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
         istioRules: probe.state,
         istioRulesDetail: probe.detail,
         mode: podMode(intercepting && registered, probe.state),
+        ...(r.registeredBy === 'reconcile' ? { registeredLate: true } : {}),
       });
     }
     for (const m of inMaps) {
@@ -178,6 +184,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     }
   }
   report.node = nodeMode(report.pods);
+  if (existsSync(totalsPath(stateDir))) report.reconcile = { ...readTotals(stateDir), registeredLateNow: report.pods.filter((p) => p.registeredLate).length };
   return report;
 }
 
@@ -254,9 +261,13 @@ export function renderStatus(r: StatusReport): string {
   lines.push('', `pods (${r.pods.length}):`);
   for (const p of r.pods) {
     lines.push(`  ${p.namespace}/${p.name}  ${[p.ipv4, p.ipv6].filter(Boolean).join(' ')}  ${p.registered ? 'registered' : 'NOT REGISTERED'}  proxy uid ${p.proxyUid}${p.dnsCapture ? ', DNS capture' : ''}`);
-    lines.push(`    mode: ${POD_MODE_TEXT[p.mode]}; Istio rules ${p.istioRules} (${p.istioRulesDetail})`);
+    lines.push(`    mode: ${POD_MODE_TEXT[p.mode]}; Istio rules ${p.istioRules} (${p.istioRulesDetail})${p.registeredLate ? '; registered late by the installer' : ''}`);
     lines.push(`    cgroup ${p.cgroup} (id ${p.cgroupId})`);
     lines.push(`    ${p.interception}`);
+  }
+  if (r.reconcile) {
+    const c = r.reconcile;
+    lines.push('', `reconcile: ${c.lateRegistrations} pod(s) registered late (started while meshlane was out of the CNI chain; ${c.registeredLateNow} still running), ${c.staleRemoved} stale registration(s) removed, ${c.failures} failure(s)${c.lastRound ? `; last round ${c.lastRound}` : '; no round yet'}${c.runtimeProblem ? `; runtime: ${c.runtimeProblem}` : ''}`);
   }
   if (r.counters) {
     lines.push('', 'counters:');

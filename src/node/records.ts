@@ -33,6 +33,8 @@ export interface AttachmentRecord {
    * DEL still removes meshlane's filters, but never a clsact qdisc.
    */
   tc?: { attached: boolean; addedClsact: boolean };
+  /** Who registered it: absent for the plugin's ADD; 'reconcile' for a pod the installer found running unregistered. */
+  registeredBy?: 'reconcile';
 }
 
 export function attachmentsDir(stateDir: string): string {

@@ -3,7 +3,6 @@
 // Failure policy: a pod the mesh owns never starts without its interception
 // (ADD fails, the runtime retries); a pod the mesh does not own is never held
 // back: its ADD hands prevResult on and touches nothing.
-import { join } from 'node:path';
 import { CniError, CniErrorCode } from '../cni/errors.js';
 import { sandboxIps } from '../cni/result.js';
 import type { CniHandlers, CniRequest } from '../cni/skel.js';
@@ -14,6 +13,7 @@ import { acquireLock, LockTimeoutError } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
 import { datapathInstalled } from '../node/datapath.js';
+import { stateLockPath } from '../node/state-lock.js';
 import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 import { lookupPod } from './pod-source.js';
 import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from '../node/registration.js';
@@ -23,7 +23,7 @@ const LOCK_TIMEOUT_MS = 20_000;
 
 function lockPath(conf: PluginConfig): string {
   mkdirp(conf.stateDir, 0o700);
-  return join(conf.stateDir, 'lock');
+  return stateLockPath(conf.stateDir);
 }
 
 function stateError(conf: PluginConfig, err: unknown): CniError {

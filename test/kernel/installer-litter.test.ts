@@ -24,7 +24,7 @@ const n = node;
 const dirs = { net: join(n.stateDir, 'net.d'), bin: join(n.stateDir, 'bin'), state: join(n.stateDir, 'state'), tmp: join(n.stateDir, 'tmp') };
 for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
 function args(nd: SandboxNode): string[] {
-  return ['--cni-net-dir', join(nd.stateDir, 'net.d'), '--cni-bin-dir', join(nd.stateDir, 'bin'), '--cgroup-root', nd.cgroupRoot, '--pin-dir', nd.pinDir, '--state-dir', join(nd.stateDir, 'state'), '--kubeconfig', join(nd.stateDir, 'kubeconfig'), '--log-file', ''];
+  return ['--cni-net-dir', join(nd.stateDir, 'net.d'), '--cni-bin-dir', join(nd.stateDir, 'bin'), '--cgroup-root', nd.cgroupRoot, '--pin-dir', nd.pinDir, '--state-dir', join(nd.stateDir, 'state'), '--kubeconfig', join(nd.stateDir, 'kubeconfig'), '--log-file', '', '--cri-socket', 'none'];
 }
 const primary = `${JSON.stringify({ cniVersion: '1.0.0', name: 'litter-net', plugins: [{ type: 'bridge', bridge: n.names.extra('br'), ipam: { type: 'host-local', ranges: [[{ subnet: '10.213.122.0/24' }]] } }] }, null, 2)}\n`;
 writeFileSync(join(dirs.net, '10-litter.conflist'), primary);

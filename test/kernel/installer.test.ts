@@ -48,7 +48,7 @@ function dirs(nd: SandboxNode): string[] {
   ];
 }
 const statusArgs = (nd: SandboxNode): string[] => ['--cni-net-dir', join(nd.stateDir, 'net.d'), '--cgroup-root', nd.cgroupRoot, '--pin-dir', nd.pinDir, '--state-dir', join(nd.stateDir, 'state')];
-const installArgs = (): string[] => [...dirs(n), '--log-file', join(n.stateDir, 'plugin.log'), '--log-level', 'debug'];
+const installArgs = (): string[] => [...dirs(n), '--cri-socket', 'none', '--log-file', join(n.stateDir, 'plugin.log'), '--log-level', 'debug'];
 
 // The primary CNI: a bridge conflist (bridge inside the node's netns), as a real node's primary would be.
 const primaryName = '10-bridge.conflist';

@@ -16,6 +16,7 @@ import { execPlugin, type Conflist, type Json, type Runtime } from './cni-chain.
 import { addNetns } from './netns.js';
 import type { SandboxNode } from './node.js';
 import type { Pod } from './pod.js';
+import type { Placement } from './procs.js';
 
 export interface EntryPaths {
   /** The plugin's state dir (attachment records). */
@@ -78,6 +79,8 @@ export interface ChainPod {
   del(cached?: Json | undefined): Promise<void>;
   /** CHECK through the chain with the cached result. */
   check(): Promise<void>;
+  /** Where a process of `container` runs: the pod's netns and <pod cgroup>/<container> (made on first use), as the runtime places it. */
+  place(container: string): Placement;
 }
 
 /** The runtime's side of a CNI call for `pod` in `netnsPath`: K8S_POD_* args and the annotations in runtimeConfig, as containerd passes them. */
@@ -132,6 +135,11 @@ function chainPod(list: Conflist, plugins: readonly Json[], rt: Runtime, cgroupD
     },
     async check() {
       for (const p of plugins) await execPlugin('CHECK', list, p, rt, result);
+    },
+    place(container: string): Placement {
+      const dir = join(cgroupDir, container);
+      mkdirSync(dir, { recursive: true });
+      return { netnsPath, cgroupDir: dir };
     },
   };
 }
