@@ -90,7 +90,7 @@ export async function runInstall(args: readonly string[], ctx: CommandIo, flags:
     let cleaned = false;
     await runInstallLoop(installer, log, state, {
       signal: stop.signal,
-      periodMs: opts.periodSeconds * 1000,
+      periodMs: opts.period * 1000,
       afterPass: async () => {
         await reconciler.round();
       },

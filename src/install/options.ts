@@ -32,7 +32,7 @@ export interface InstallOptions {
   /** The container runtime's CRI socket for the reconcile rounds; undefined: the first that exists; 'none': do not ask a runtime. */
   criSocket: string | undefined;
   /** Seconds between install passes and reconcile rounds when nothing else wakes the loop. */
-  periodSeconds: number;
+  period: number;
 }
 
 interface Spec {
@@ -178,6 +178,6 @@ export function parseOptions(args: readonly string[], env: Readonly<Record<strin
     dnsCapture: truthy(raw('dns-capture') ?? 'false', '--dns-capture'),
     bpfObject: path('bpf-object'),
     criSocket: criSocket === '' ? undefined : criSocket,
-    periodSeconds: int('period', 1, 3600),
+    period: int('period', 1, 3600),
   };
 }

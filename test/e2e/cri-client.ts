@@ -119,6 +119,12 @@ export class CriClient {
     return r.status?.conditions ?? [];
   }
 
+  /** The CNI config the CRI plugin has loaded now (Status, verbose: info["cniconfig"], JSON). */
+  async cniConfig(): Promise<string> {
+    const r = await this.#call<{ info: Record<string, string> }>(this.#runtime, 'Status', { verbose: true });
+    return r.info['cniconfig'] ?? '';
+  }
+
   async imageExists(image: string): Promise<boolean> {
     const r = await this.#call<{ image: { id: string } | null }>(this.#image, 'ImageStatus', { image: { image } });
     return r.image !== null && r.image.id !== '';

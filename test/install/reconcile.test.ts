@@ -17,9 +17,9 @@ t.test('the CRI socket: the one given, none, or the first default that exists', 
 });
 
 t.test('--cri-socket and --period, with their environment variables', async (t) => {
-  t.match(parseOptions(['--cri-socket', '/run/x.sock', '--period', '5'], {}, INSTALL_FLAGS), { criSocket: '/run/x.sock', periodSeconds: 5 });
-  t.match(parseOptions([], { MESHLANE_CRI_SOCKET: 'none', MESHLANE_PERIOD: '60' }, INSTALL_FLAGS), { criSocket: 'none', periodSeconds: 60 });
-  t.match(parseOptions([], {}, INSTALL_FLAGS), { criSocket: undefined, periodSeconds: 30 });
+  t.match(parseOptions(['--cri-socket', '/run/x.sock', '--period', '5'], {}, INSTALL_FLAGS), { criSocket: '/run/x.sock', period: 5 });
+  t.match(parseOptions([], { MESHLANE_CRI_SOCKET: 'none', MESHLANE_PERIOD: '60' }, INSTALL_FLAGS), { criSocket: 'none', period: 60 });
+  t.match(parseOptions([], {}, INSTALL_FLAGS), { criSocket: undefined, period: 30 });
   t.throws(() => parseOptions(['--cri-socket', 'relative.sock'], {}, INSTALL_FLAGS), UsageError);
   t.throws(() => parseOptions(['--period', '0'], {}, INSTALL_FLAGS), UsageError);
 });
