@@ -15,6 +15,7 @@ import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.
 import { listPodsByCgroup, readSettings, registerPod } from '../../src/bpf/registry.js';
 import { cniPluginDir, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
+import { nodeDirArgs, nodeDirs } from '../helpers/node-dirs.js';
 
 requireRoot('the installer test');
 const exe = requireBuiltExe();
@@ -31,22 +32,11 @@ t.teardown(async () => {
 });
 node = await createNode({ prefix: PREFIX, ipv4Subnet: '10.213.120.0/24', ipv6Subnet: 'fd00:213:120::/64' });
 const n = node;
-const netDir = join(n.stateDir, 'net.d');
-const binDir = join(n.stateDir, 'bin');
-const stateDir = join(n.stateDir, 'state');
+const { netDir, binDir, stateDir } = nodeDirs(n);
 mkdirSync(netDir);
 mkdirSync(binDir);
 
-function dirs(nd: SandboxNode): string[] {
-  return [
-    '--cni-net-dir', join(nd.stateDir, 'net.d'),
-    '--cni-bin-dir', join(nd.stateDir, 'bin'),
-    '--cgroup-root', nd.cgroupRoot,
-    '--pin-dir', nd.pinDir,
-    '--state-dir', join(nd.stateDir, 'state'),
-    '--kubeconfig', join(nd.stateDir, 'kubeconfig'),
-  ];
-}
+const dirs = nodeDirArgs;
 const statusArgs = (nd: SandboxNode): string[] => ['--cni-net-dir', join(nd.stateDir, 'net.d'), '--cgroup-root', nd.cgroupRoot, '--pin-dir', nd.pinDir, '--state-dir', join(nd.stateDir, 'state')];
 const installArgs = (): string[] => [...dirs(n), '--cri-socket', 'none', '--log-file', join(n.stateDir, 'plugin.log'), '--log-level', 'debug'];
 

@@ -25,6 +25,7 @@ import { listPodsByCgroup } from '../../src/bpf/registry.js';
 import { recordPath } from '../../src/node/records.js';
 import { cniPluginDir, repoRoot, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
+import { nodeDirArgs, nodeDirs } from '../helpers/node-dirs.js';
 
 requireRoot('the reconcile test');
 const exe = requireBuiltExe();
@@ -47,15 +48,10 @@ t.teardown(async () => {
 });
 node = await createNode({ prefix: 'mlkrc', ipv4Subnet: '10.213.130.0/24', ipv6Subnet: 'fd00:213:130::/64' });
 const n = node;
-const netDir = join(n.stateDir, 'net.d');
-const binDir = join(n.stateDir, 'bin');
-const stateDir = join(n.stateDir, 'state');
+const { netDir, binDir, stateDir } = nodeDirs(n);
 mkdirSync(netDir);
 mkdirSync(binDir);
-
-function dirs(nd: SandboxNode): string[] {
-  return ['--cni-net-dir', join(nd.stateDir, 'net.d'), '--cni-bin-dir', join(nd.stateDir, 'bin'), '--cgroup-root', nd.cgroupRoot, '--pin-dir', nd.pinDir, '--state-dir', join(nd.stateDir, 'state'), '--kubeconfig', join(nd.stateDir, 'kubeconfig')];
-}
+const dirs = nodeDirArgs;
 
 // The node's runtime, as far as the reconcile loop asks it: the sandboxes this test made.
 interface FakeSandbox {
