@@ -32,6 +32,9 @@ import type { KubeApiErrorKind } from './errors.js';
 import { currentToken } from './kubeconfig.js';
 import type { KubeAccess } from './kubeconfig.js';
 
+/** No new attempt starts with less of the deadline left than this (or than the attempt timeout, if smaller). */
+const MIN_ATTEMPT_MS = 250;
+
 export interface GetPodOptions {
   /** Total time for all attempts and waits, in ms. Required: the CNI call must end. */
   deadlineMs: number;
@@ -366,7 +369,10 @@ export async function getPod(access: KubeAccess, namespace: string, name: string
     if (attempts >= maxAttempts) break;
     const jittered = interval * (0.8 + 0.4 * Math.random());
     const wait = Math.max(jittered, outcome.type === 'http' ? (outcome.retryAfterMs ?? 0) : 0);
-    if (Date.now() + wait >= deadline) break;
+    // An attempt with only a sliver of the deadline left would be cut before the server
+    // answers (on a busy node, before it even reads the request): the last real answer
+    // is the one to report, not that cut.
+    if (deadline - (Date.now() + wait) < Math.min(attemptTimeout, MIN_ATTEMPT_MS)) break;
     if (!(await sleep(wait, opts.signal))) throw aborted();
   }
 
