@@ -37,6 +37,25 @@ struct ml_addr {
 
 #define ML_V4MAPPED_PREFIX bpf_htonl(0x0000ffffu)
 
+/* A 16-byte address held in a context as four __u32 words (user_ip6,
+ * local_ip6, src_ip6, ...), read word by word with loads of their own
+ * (ML_CTX_READ), or written back word by word. */
+#define ML_READ_ADDR6(a, arr)                       \
+	do {                                        \
+		(a)->w[0] = ML_CTX_READ((arr)[0]); \
+		(a)->w[1] = ML_CTX_READ((arr)[1]); \
+		(a)->w[2] = ML_CTX_READ((arr)[2]); \
+		(a)->w[3] = ML_CTX_READ((arr)[3]); \
+	} while (0)
+
+#define ML_WRITE_ADDR6(arr, a)          \
+	do {                            \
+		(arr)[0] = (a)->w[0];   \
+		(arr)[1] = (a)->w[1];   \
+		(arr)[2] = (a)->w[2];   \
+		(arr)[3] = (a)->w[3];   \
+	} while (0)
+
 static __always_inline void ml_addr_from_v4(struct ml_addr *a, __be32 ip4)
 {
 	a->w[0] = 0;
@@ -56,6 +75,25 @@ static __always_inline void ml_addr_load(struct ml_addr *a, const __u8 *bytes)
 static __always_inline void ml_addr_store(__u8 *bytes, const struct ml_addr *a)
 {
 	*(struct ml_addr *)bytes = *a;
+}
+
+/* The IPv4 address (network order) of a v4-mapped address. */
+static __always_inline __be32 ml_addr_v4(const struct ml_addr *a)
+{
+	return a->w[3];
+}
+
+/* The loopback address of a family: ::ffff:127.0.0.1 (v4 != 0) or ::1. */
+static __always_inline void ml_addr_loopback(struct ml_addr *a, int v4)
+{
+	if (v4) {
+		ml_addr_from_v4(a, bpf_htonl(INADDR_LOOPBACK));
+		return;
+	}
+	a->w[0] = 0;
+	a->w[1] = 0;
+	a->w[2] = 0;
+	a->w[3] = bpf_htonl(1);
 }
 
 static __always_inline int ml_addr_is_v4(const struct ml_addr *a)
@@ -158,8 +196,6 @@ static __always_inline void ml_settings_get(struct ml_cfg *c)
 
 /* ---- counters ------------------------------------------------------------ */
 
-/* Not inlined on purpose: this keeps enum ml_counter in the object's BTF
- * (as this function's parameter type) for user space to read. */
 /* Is the current task this pod's proxy? Its uid, or its gid when a proxy gid is
  * set (Istio exempts both: --uid-owner 1337 / --gid-owner 1337). The pod's own
  * identity wins over the node's settings. */
@@ -172,6 +208,27 @@ static __always_inline int ml_current_is_proxy(const struct ml_pod_cg *pod, cons
 	return (__u32)uid_gid == proxy_uid || (proxy_gid != 0 && (__u32)(uid_gid >> 32) == proxy_gid);
 }
 
+/* The pod of the current task: the first ancestor cgroup (from the top)
+ * that is registered in ml_pods_cg, or NULL. */
+static __always_inline struct ml_pod_cg *ml_current_pod(void)
+{
+	int level;
+
+	for (level = 1; level <= ML_MAX_CGROUP_LEVEL; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		struct ml_pod_cg *pod;
+
+		if (id == 0)
+			return NULL; /* deeper than the task's cgroup */
+		pod = bpf_map_lookup_elem(&ml_pods_cg, &id);
+		if (pod)
+			return pod;
+	}
+	return NULL;
+}
+
+/* Not inlined on purpose: this keeps enum ml_counter in the object's BTF
+ * (as this function's parameter type) for user space to read. */
 static __noinline void ml_count(enum ml_counter id)
 {
 	__u32 key = id;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * DNS capture (issue 6): UDP to port 53 of a pod with ML_POD_F_DNS_CAPTURE
+ * DNS capture: UDP to port 53 of a pod with ML_POD_F_DNS_CAPTURE
  * goes to the proxy's DNS listener on loopback (127.0.0.1 / ::1 :dns_port),
  * and the reply appears to come from the server the application asked.
  *
@@ -20,7 +20,7 @@
  * cookie -> the server last asked (ml_dns_ck). Loopback destinations (a
  * local stub resolver) are left alone.
  *
- * Included once, by meshlane.bpf.c; ml_current_pod() is defined there.
+ * Included once, by meshlane.bpf.c (through lib/connect.h).
  */
 #ifndef MESHLANE_LIB_DNS_H
 #define MESHLANE_LIB_DNS_H
@@ -29,9 +29,6 @@
 
 #define ML_DNS_SERVER_PORT 53
 #define ML_SOCK_DGRAM      2 /* SOCK_DGRAM */
-
-/* meshlane.bpf.c: the registered pod of the current task, or NULL. */
-static __always_inline struct ml_pod_cg *ml_current_pod(void);
 
 static __always_inline int ml_dns_is_udp(struct bpf_sock_addr *ctx)
 {
@@ -107,31 +104,19 @@ static __always_inline int ml_dns_redirect4(struct bpf_sock_addr *ctx)
  * ::ffff:127.0.0.1. Returns 1 when redirected. */
 static __always_inline int ml_dns_redirect6(struct bpf_sock_addr *ctx)
 {
-	struct ml_addr dst;
+	struct ml_addr dst, lo;
 	__u16 dport, dns_port;
 
 	if (!ml_dns_is_udp(ctx))
 		return 0;
-	dst.w[0] = ML_CTX_READ(ctx->user_ip6[0]);
-	dst.w[1] = ML_CTX_READ(ctx->user_ip6[1]);
-	dst.w[2] = ML_CTX_READ(ctx->user_ip6[2]);
-	dst.w[3] = ML_CTX_READ(ctx->user_ip6[3]);
+	ML_READ_ADDR6(&dst, ctx->user_ip6);
 	dport = bpf_ntohs((__u16)ctx->user_port);
 	if (!ml_dns_should_capture(&dst, dport, &dns_port))
 		return 0;
 	if (ml_dns_remember(ctx, &dst, dport, 1))
 		return 0;
-	if (ml_addr_is_v4(&dst)) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = ML_V4MAPPED_PREFIX;
-		ctx->user_ip6[3] = bpf_htonl(INADDR_LOOPBACK);
-	} else {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = 0;
-		ctx->user_ip6[3] = bpf_htonl(1);
-	}
+	ml_addr_loopback(&lo, ml_addr_is_v4(&dst));
+	ML_WRITE_ADDR6(ctx->user_ip6, &lo);
 	ctx->user_port = bpf_htons(dns_port);
 	ml_count(ML_CNT_DNS_REDIRECTED);
 	return 1;
@@ -157,12 +142,14 @@ static __always_inline struct ml_orig_dst *ml_dns_reply_record(struct bpf_sock_a
 static __always_inline void ml_dns_recvmsg4(struct bpf_sock_addr *ctx)
 {
 	struct ml_orig_dst *od = ml_dns_reply_record(ctx);
+	struct ml_addr orig;
 
 	if (!od || od->family != ML_FAMILY_V4)
 		return;
 	if (ctx->user_ip4 != bpf_htonl(INADDR_LOOPBACK))
 		return;
-	ctx->user_ip4 = *(__u32 *)&od->addr[12];
+	ml_addr_load(&orig, od->addr);
+	ctx->user_ip4 = ml_addr_v4(&orig);
 	ctx->user_port = od->port;
 	ml_count(ML_CNT_DNS_REPLY_REWRITTEN);
 }
@@ -174,27 +161,14 @@ static __always_inline void ml_dns_recvmsg6(struct bpf_sock_addr *ctx)
 
 	if (!od)
 		return;
-	src.w[0] = ML_CTX_READ(ctx->user_ip6[0]);
-	src.w[1] = ML_CTX_READ(ctx->user_ip6[1]);
-	src.w[2] = ML_CTX_READ(ctx->user_ip6[2]);
-	src.w[3] = ML_CTX_READ(ctx->user_ip6[3]);
+	ML_READ_ADDR6(&src, ctx->user_ip6);
 	/* The listener address the datagram was sent to: ::ffff:127.0.0.1 for
 	 * an IPv4 server, ::1 for an IPv6 one. */
-	if (od->family == ML_FAMILY_V4) {
-		ml_addr_from_v4(&lo, bpf_htonl(INADDR_LOOPBACK));
-	} else {
-		lo.w[0] = 0;
-		lo.w[1] = 0;
-		lo.w[2] = 0;
-		lo.w[3] = bpf_htonl(1);
-	}
+	ml_addr_loopback(&lo, od->family == ML_FAMILY_V4);
 	if (!ml_addr_eq(&src, &lo))
 		return;
 	ml_addr_load(&orig, od->addr);
-	ctx->user_ip6[0] = orig.w[0];
-	ctx->user_ip6[1] = orig.w[1];
-	ctx->user_ip6[2] = orig.w[2];
-	ctx->user_ip6[3] = orig.w[3];
+	ML_WRITE_ADDR6(ctx->user_ip6, &orig);
 	ctx->user_port = od->port;
 	ml_count(ML_CNT_DNS_REPLY_REWRITTEN);
 }

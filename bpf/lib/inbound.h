@@ -52,6 +52,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include <linux/tcp.h>
 
 #include "lib/common.h"
 #include "lib/policy.h"
@@ -181,11 +182,11 @@ static __always_inline enum ml_tc_parse ml_tc_parse(struct __sk_buff *skb, struc
 }
 
 /* Rewrite one port of the TCP header (at l4_off + port_off) and fix the
- * checksum (at l4_off + 16). 0 on success. */
+ * TCP checksum. 0 on success. */
 static __always_inline int ml_tc_set_port(struct __sk_buff *skb, __u32 l4_off, __u32 port_off, __be16 from,
 					  __be16 to)
 {
-	if (bpf_l4_csum_replace(skb, l4_off + 16, from, to, sizeof(__u16)))
+	if (bpf_l4_csum_replace(skb, l4_off + __builtin_offsetof(struct tcphdr, check), from, to, sizeof(__u16)))
 		return -1;
 	if (bpf_skb_store_bytes(skb, l4_off + port_off, &to, sizeof(to), 0))
 		return -1;
