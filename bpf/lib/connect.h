@@ -13,10 +13,12 @@
 #include "lib/dns.h"
 
 enum ml_verdict {
-	ML_VERDICT_PASS = 0,         /* not ours: leave the socket alone */
-	ML_VERDICT_EXCLUDED = 1,     /* a meshed pod's traffic excluded by its rules */
-	ML_VERDICT_REDIRECT_OUT = 2, /* app -> local outbound listener */
-	ML_VERDICT_REDIRECT_IN = 3,  /* proxy -> peer pod's inbound listener */
+	ML_VERDICT_PASS = 0,          /* not ours: leave the socket alone */
+	ML_VERDICT_EXCLUDED = 1,      /* a meshed pod's traffic excluded by its rules */
+	ML_VERDICT_REDIRECT_OUT = 2,  /* -> local outbound listener (loopback:15001) */
+	ML_VERDICT_REDIRECT_IN = 3,   /* proxy -> peer pod's inbound listener (peer:15006) */
+	ML_VERDICT_REDIRECT_SELF = 4, /* the proxy over lo -> its own inbound listener (loopback:15006) */
+	ML_VERDICT_REDIRECT_DNS = 5,  /* TCP to port 53 -> the DNS listener (loopback:15053) */
 };
 
 /* What connect() asked for, in the 128-bit space. */
@@ -36,29 +38,75 @@ struct ml_connect_res {
 	__u8 odst_flags;     /* ML_ODST_F_* for the record */
 };
 
-static __always_inline int ml_is_own_ip(const struct ml_pod_cg *pod, const struct ml_addr *a)
+/* Does the connection leave by the pod's lo? Its destination is loopback
+ * (127/8, ::1), unspecified, the passthrough address ::6 (on lo in every
+ * Istio pod), or one of the pod's own IPs. Istio's "-o lo" rules match
+ * exactly these (other addresses of the pod netns are not known here). */
+static __always_inline int ml_dst_on_lo(const struct ml_pod_cg *pod, const struct ml_addr *dst)
 {
-	struct ml_addr ip;
-
-	if (pod->flags & ML_POD_F_HAS_V4) {
-		ml_addr_load(&ip, pod->ip4);
-		if (ml_addr_eq(&ip, a))
-			return 1;
-	}
-	if (pod->flags & ML_POD_F_HAS_V6) {
-		ml_addr_load(&ip, pod->ip6);
-		if (ml_addr_eq(&ip, a))
-			return 1;
-	}
-	return 0;
+	return ml_addr_is_local(dst) || ml_addr_is_passthrough(dst) || ml_is_own_ip(pod, dst);
 }
 
-static __always_inline int ml_is_passthrough_src(const struct ml_addr *src)
+/*
+ * Istio's nat OUTPUT chain ISTIO_OUTPUT for a TCP connect() of a meshed pod,
+ * rule by rule in its order (docs/datapath.md, "Istio's rules, line by
+ * line"). `proxy` is ml_proxy_match(): the uid rules and the gid rules are
+ * separate, as in Istio. PASS and EXCLUDED are both Istio's RETURN.
+ */
+static __always_inline enum ml_verdict ml_output_chain(const struct ml_pod_cg *pod, const struct ml_pod_config *pc,
+							const struct ml_connect_req *req, __u32 proxy)
 {
-	if (ml_addr_is_v4(src))
-		return src->w[3] == bpf_htonl(ML_INBOUND_PASSTHROUGH_IP4);
-	return src->w[0] == 0 && src->w[1] == 0 && src->w[2] == 0 &&
-	       src->w[3] == bpf_htonl(ML_INBOUND_PASSTHROUGH_IP6);
+	int on_lo = ml_dst_on_lo(pod, &req->dst);
+	int localhost = ml_addr_is_localhost(&req->dst);
+	int dns53 = (pod->flags & ML_POD_F_DNS_CAPTURE) && req->dport == ML_DNS_SERVER_PORT;
+	int to_self;
+
+	/* -p tcp --dport <excludeOutboundPorts> -j RETURN (15020 by default) */
+	if (ml_port_listed(pc->exclude_out_ports, req->dport))
+		return ML_VERDICT_EXCLUDED;
+	/* -o lo -s 127.0.0.6/32 -j RETURN (IPv6: ::6) */
+	if (on_lo && ml_addr_is_passthrough(&req->src))
+		return ML_VERDICT_PASS;
+	/* -o lo ! -d 127.0.0.1/32 -p tcp ! --dport 15008 (with DNS capture:
+	 * ! --dports 53,15008) -m owner --uid-owner U -j ISTIO_IN_REDIRECT */
+	to_self = on_lo && !localhost && req->dport != ML_PORT_TUNNEL;
+	if (proxy & ML_PROXY_UID)
+		return to_self && !dns53 ? ML_VERDICT_REDIRECT_SELF : ML_VERDICT_PASS; /* --uid-owner U -j RETURN */
+	/* -o lo [-p tcp ! --dport 53] -m owner ! --uid-owner U -j RETURN, left
+	 * out by Istio when includeOutboundIPRanges holds a loopback range; the
+	 * same for ! --gid-owner G */
+	if (on_lo && !dns53 && !ml_out_includes_loopback(pc))
+		return ML_VERDICT_PASS;
+	/* -o lo ! -d 127.0.0.1/32 -p tcp ! --dport 15008 -m owner --gid-owner G
+	 * -j ISTIO_IN_REDIRECT (no port 53 exception in Istio's gid rule) */
+	if (proxy & ML_PROXY_GID)
+		return to_self ? ML_VERDICT_REDIRECT_SELF : ML_VERDICT_PASS; /* --gid-owner G -j RETURN */
+	/* ISTIO_OUTPUT_DNS: -p tcp --dport 53 -j REDIRECT --to-ports 15053 */
+	if (dns53)
+		return ML_VERDICT_REDIRECT_DNS;
+	/* -d 127.0.0.1/32 -j RETURN */
+	if (localhost)
+		return ML_VERDICT_PASS;
+	/* excluded ranges, included ports, included ranges (lib/policy.h) */
+	return ml_outbound_captured(pc, &req->dst, req->dport) ? ML_VERDICT_REDIRECT_OUT : ML_VERDICT_EXCLUDED;
+}
+
+/* A connection of the proxy that its own pod's rules let go (RETURN), to
+ * another meshed pod on this node: that pod's ISTIO_INBOUND would send it to
+ * its inbound listener when it arrives; do it here, at connect(). */
+static __always_inline enum ml_verdict ml_peer_inbound(const struct ml_connect_req *req, const struct ml_cfg *cfg,
+							struct ml_connect_res *res, enum ml_verdict v)
+{
+	struct ml_pod_config *peer = bpf_map_lookup_elem(&ml_pods_ip, req->dst.w);
+
+	if (!peer)
+		return v; /* not a meshed pod on this node */
+	if (!ml_inbound_captured(peer, req->dport, cfg->inbound_port))
+		return ML_VERDICT_EXCLUDED;
+	res->dst = req->dst;
+	res->port = cfg->inbound_port;
+	res->odst_flags = ML_ODST_F_INBOUND;
+	return ML_VERDICT_REDIRECT_IN;
 }
 
 /* The decision, shared by IPv4 and IPv6. */
@@ -68,55 +116,42 @@ static __always_inline enum ml_verdict ml_connect_decide(const struct ml_connect
 	struct ml_pod_config *pc;
 	struct ml_pod_cg *pod;
 	struct ml_cfg cfg;
+	enum ml_verdict v;
+	__u32 proxy;
 	int is_v4 = ml_addr_is_v4(&req->dst);
 
 	pod = ml_current_pod();
 	if (!pod || !(pod->flags & ML_POD_F_MESHED))
 		return ML_VERDICT_PASS;
-	if (ml_addr_is_local(&req->dst))
-		return ML_VERDICT_PASS;
-
-	ml_settings_get(&cfg);
-
-	if (ml_current_is_proxy(pod, &cfg)) {
-		/* The proxy. Its passthrough to the local app and its calls to
-		 * its own pod go straight; to another meshed pod on this node it
-		 * goes to that pod's inbound listener (what ISTIO_INBOUND would
-		 * do when the packet arrived there); anything else is untouched. */
-		if (ml_is_passthrough_src(&req->src))
-			return ML_VERDICT_PASS;
-		if (ml_is_own_ip(pod, &req->dst))
-			return ML_VERDICT_PASS;
-		pc = bpf_map_lookup_elem(&ml_pods_ip, req->dst.w);
-		if (!pc)
-			return ML_VERDICT_PASS; /* not a meshed pod on this node */
-		if (!ml_inbound_captured(pc, req->dport, cfg.inbound_port, cfg.outbound_port))
-			return ML_VERDICT_EXCLUDED;
-		res->dst = req->dst;
-		res->port = cfg.inbound_port;
-		__builtin_memset(&res->bind, 0, sizeof(res->bind));
-		res->odst_flags = ML_ODST_F_INBOUND;
-		return ML_VERDICT_REDIRECT_IN;
-	}
-
-	/* An application socket. Traffic to its own pod IP stays on lo and is
-	 * not captured (ISTIO_OUTPUT: -o lo ! --uid-owner 1337 -j RETURN). */
-	if (ml_is_own_ip(pod, &req->dst))
-		return ML_VERDICT_PASS;
-
-	/* The pod's config is stored under each of its IPs; any one will do. */
-	if (pod->flags & ML_POD_F_HAS_V4)
-		pc = bpf_map_lookup_elem(&ml_pods_ip, pod->ip4);
-	else if (pod->flags & ML_POD_F_HAS_V6)
-		pc = bpf_map_lookup_elem(&ml_pods_ip, pod->ip6);
-	else
-		pc = NULL;
+	pc = ml_pod_own_config(pod);
 	if (!pc) {
 		ml_count(ML_CNT_ERR_NO_POD_CONFIG);
 		return ML_VERDICT_PASS;
 	}
-	if (!ml_outbound_captured(pc, &req->dst, req->dport))
-		return ML_VERDICT_EXCLUDED;
+	ml_settings_get(&cfg);
+	proxy = ml_proxy_match(pod, &cfg);
+
+	__builtin_memset(&res->bind, 0, sizeof(res->bind));
+	v = ml_output_chain(pod, pc, req, proxy);
+	switch (v) {
+	case ML_VERDICT_REDIRECT_SELF:
+		/* REDIRECT in nat OUTPUT goes to the loopback address */
+		ml_addr_loopback(&res->dst, is_v4);
+		res->port = cfg.inbound_port;
+		res->odst_flags = ML_ODST_F_INBOUND;
+		return v;
+	case ML_VERDICT_REDIRECT_DNS:
+		ml_addr_loopback(&res->dst, is_v4);
+		res->port = cfg.dns_port;
+		res->odst_flags = ML_ODST_F_OUTBOUND;
+		return v;
+	case ML_VERDICT_REDIRECT_OUT:
+		break;
+	default:
+		if (proxy && !ml_dst_on_lo(pod, &req->dst))
+			return ml_peer_inbound(req, &cfg, res, v);
+		return v;
+	}
 
 	/* -> 127.0.0.1 / ::ffff:127.0.0.1 (v4 destination) or ::1 */
 	ml_addr_loopback(&res->dst, is_v4);
@@ -125,9 +160,9 @@ static __always_inline enum ml_verdict ml_connect_decide(const struct ml_connect
 
 	/* Bind the source to the pod IP of the destination's family, so that
 	 * the proxy and, through it, the server see the pod's address. Only
-	 * for an unbound socket: the kernel refuses a second bind. */
-	__builtin_memset(&res->bind, 0, sizeof(res->bind));
-	if (ml_addr_is_zero(&req->src) && req->sport == 0) {
+	 * for an unbound socket (the kernel refuses a second bind) going to a
+	 * non-loopback address (over lo Istio's source is loopback too). */
+	if (ml_addr_is_zero(&req->src) && req->sport == 0 && !ml_addr_is_local(&req->dst)) {
 		if (is_v4 && (pod->flags & ML_POD_F_HAS_V4))
 			ml_addr_load(&res->bind, pod->ip4);
 		else if (!is_v4 && (pod->flags & ML_POD_F_HAS_V6))
@@ -149,10 +184,14 @@ static __always_inline void ml_count_verdict(enum ml_verdict v, int v6)
 	__u32 id;
 
 	switch (v) {
+	case ML_VERDICT_REDIRECT_DNS:
+		ml_count(ML_CNT_DNS_REDIRECTED);
+		return;
 	case ML_VERDICT_REDIRECT_OUT:
 		id = ML_CNT_CONNECT4_REDIRECT_OUT;
 		break;
 	case ML_VERDICT_REDIRECT_IN:
+	case ML_VERDICT_REDIRECT_SELF:
 		id = ML_CNT_CONNECT4_REDIRECT_IN;
 		break;
 	case ML_VERDICT_EXCLUDED:
@@ -209,7 +248,7 @@ static __always_inline void ml_connect4_impl(struct bpf_sock_addr *ctx)
 
 	v = ml_connect_decide(&req, &res);
 	ml_count_verdict(v, req.v6_socket);
-	if (v != ML_VERDICT_REDIRECT_OUT && v != ML_VERDICT_REDIRECT_IN)
+	if (v == ML_VERDICT_PASS || v == ML_VERDICT_EXCLUDED)
 		return;
 
 	ml_remember(ctx, &req, &res);
@@ -248,7 +287,7 @@ static __always_inline void ml_connect6_impl(struct bpf_sock_addr *ctx)
 
 	v = ml_connect_decide(&req, &res);
 	ml_count_verdict(v, req.v6_socket);
-	if (v != ML_VERDICT_REDIRECT_OUT && v != ML_VERDICT_REDIRECT_IN)
+	if (v == ML_VERDICT_PASS || v == ML_VERDICT_EXCLUDED)
 		return;
 
 	ml_remember(ctx, &req, &res);

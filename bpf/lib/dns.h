@@ -17,8 +17,9 @@
  *   -p udp --dport 53 -m owner --gid-owner 1337 -j RETURN   (when a gid is set)
  *   -p udp --dport 53 -j REDIRECT --to-ports 15053
  * and conntrack's reverse NAT of the reply, done here per socket: socket
- * cookie -> the server last asked (ml_dns_ck). Loopback destinations (a
- * local stub resolver) are left alone.
+ * cookie -> the server last asked (ml_dns_ck). A resolver on loopback
+ * (127.0.0.53) is captured too, as Istio does; TCP to port 53 is
+ * ml_connect4/6's (lib/connect.h).
  *
  * Included once, by meshlane.bpf.c (through lib/connect.h).
  */
@@ -26,6 +27,7 @@
 #define MESHLANE_LIB_DNS_H
 
 #include "lib/common.h"
+#include "lib/policy.h"
 
 #define ML_DNS_SERVER_PORT 53
 #define ML_SOCK_DGRAM      2 /* SOCK_DGRAM */
@@ -36,25 +38,29 @@ static __always_inline int ml_dns_is_udp(struct bpf_sock_addr *ctx)
 }
 
 /* Is this UDP datagram (or connect) to dst:dport one to capture? On yes,
- * *dns_port is the listener port (host order). */
+ * *dns_port is the listener port (host order). Istio's order: excluded
+ * outbound ports RETURN first, then the proxy's uid and gid RETURN, then
+ * every UDP datagram to port 53, loopback resolvers (127.0.0.53) included. */
 static __always_inline int ml_dns_should_capture(const struct ml_addr *dst, __u16 dport, __u16 *dns_port)
 {
+	struct ml_pod_config *pc;
 	struct ml_pod_cg *pod;
 	struct ml_cfg cfg;
 
 	if (dport != ML_DNS_SERVER_PORT)
 		return 0;
-	if (ml_addr_is_local(dst))
-		return 0; /* a stub resolver on loopback, or the listener itself */
 	pod = ml_current_pod();
 	if (!pod)
 		return 0;
 	if ((pod->flags & (ML_POD_F_MESHED | ML_POD_F_DNS_CAPTURE)) !=
 	    (ML_POD_F_MESHED | ML_POD_F_DNS_CAPTURE))
 		return 0;
+	pc = ml_pod_own_config(pod);
+	if (pc && ml_port_listed(pc->exclude_out_ports, dport))
+		return 0;
 
 	ml_settings_get(&cfg);
-	if (ml_current_is_proxy(pod, &cfg))
+	if (ml_proxy_match(pod, &cfg))
 		return 0; /* the proxy's own upstream DNS */
 	*dns_port = cfg.dns_port;
 	return 1;

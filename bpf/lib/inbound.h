@@ -30,10 +30,11 @@
  *
  * What is left alone: non-TCP; packets not to (ingress) / from (egress) a
  * registered pod IP; ports the rules do not capture (status port, 15008,
- * 15020, 15021, 15090, excluded ports, the proxy's own listeners 15001 and
- * 15006: the same-node inbound path of ml_connect4/6 already arrives at
- * 15006). The proxy's passthrough to its own app (from 127.0.0.6 / ::6, or
- * to its own pod IP) runs over lo and never crosses the pod interface.
+ * 15020, 15021, 15090, excluded ports, the inbound listener 15006 itself:
+ * the same-node inbound path of ml_connect4/6 already arrives there; a
+ * connection to 15001 is steered to 15006, as ISTIO_INBOUND does). The
+ * proxy's passthrough to its own app (from 127.0.0.6 / ::6, or to its own
+ * pod IP) runs over lo and never crosses the pod interface.
  *
  * Never a corrupted packet: IPv4 fragments, IPv6 fragments, AH, a routing
  * header with segments left, or more extension headers than we walk pass
@@ -294,8 +295,8 @@ static __always_inline int ml_tc_ingress_impl(struct __sk_buff *skb)
 
 	/* A new connection to the pod. */
 	dport = bpf_ntohs(p.dport);
-	if (!ml_inbound_captured(pc, dport, cfg.inbound_port, cfg.outbound_port)) {
-		if (dport == cfg.inbound_port || dport == cfg.outbound_port || dport == ML_PORT_TUNNEL) {
+	if (!ml_inbound_captured(pc, dport, cfg.inbound_port)) {
+		if (dport == cfg.inbound_port || dport == ML_PORT_TUNNEL) {
 			/* Already at a proxy listener (e.g. the same-node inbound
 			 * path of ml_connect4/6). A new connection straight to
 			 * 15006 must not inherit an old flow's port on its replies. */
