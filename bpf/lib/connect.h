@@ -64,8 +64,11 @@ static __always_inline enum ml_verdict ml_output_chain(const struct ml_pod_cg *p
 	/* -p tcp --dport <excludeOutboundPorts> -j RETURN (15020 by default) */
 	if (ml_port_listed(pc->exclude_out_ports, req->dport))
 		return ML_VERDICT_EXCLUDED;
-	/* -o lo -s 127.0.0.6/32 -j RETURN (IPv6: ::6) */
-	if (on_lo && ml_addr_is_passthrough(&req->src))
+	/* -o lo -s 127.0.0.6/32 -j RETURN (IPv6: ::6). An unbound socket
+	 * connecting to ::6 gets ::6 as its source (the address is on lo;
+	 * IPv4's 127.0.0.6 gets 127.0.0.1, the source of lo's 127/8 route). */
+	if (on_lo && (ml_addr_is_passthrough(&req->src) ||
+		      (ml_addr_is_zero(&req->src) && !ml_addr_is_v4(&req->dst) && ml_addr_is_passthrough(&req->dst))))
 		return ML_VERDICT_PASS;
 	/* -o lo ! -d 127.0.0.1/32 -p tcp ! --dport 15008 (with DNS capture:
 	 * ! --dports 53,15008) -m owner --uid-owner U -j ISTIO_IN_REDIRECT */
