@@ -212,7 +212,7 @@ struct ml_settings {
  * ---------------------------------------------------------------------- */
 enum ml_counter {
 	ML_CNT_CONNECT4_REDIRECT_OUT = 0,  /* app -> 127.0.0.1:15001 */
-	ML_CNT_CONNECT4_REDIRECT_IN = 1,   /* proxy -> peer pod :15006 */
+	ML_CNT_CONNECT4_REDIRECT_IN = 1,   /* proxy -> peer pod :15006, or over lo -> its own loopback:15006 */
 	ML_CNT_CONNECT4_PASS = 2,          /* not ours: unregistered cgroup, not TCP, loopback, own pod, non-pod dst of the proxy */
 	ML_CNT_CONNECT4_EXCLUDED = 3,      /* a meshed pod's traffic left alone by include/exclude rules */
 	ML_CNT_CONNECT6_REDIRECT_OUT = 4,
@@ -235,7 +235,7 @@ enum ml_counter {
 	ML_CNT_ERR_BUFFER = 21,            /* getsockopt buffer too small for the sockaddr: passed */
 	ML_CNT_SOCKOPS_CONNECT_FAILED = 22, /* redirected connect closed before established: cookie record dropped */
 	/* DNS capture (cgroup sendmsg/recvmsg, lib/dns.h) */
-	ML_CNT_DNS_REDIRECTED = 23,        /* UDP to port 53 of a pod with DNS capture -> dns_port on loopback */
+	ML_CNT_DNS_REDIRECTED = 23,        /* UDP or TCP to port 53 of a pod with DNS capture -> dns_port on loopback */
 	ML_CNT_DNS_PASS = 24,              /* UDP sendmsg left alone (no capture, proxy uid, not port 53) */
 	ML_CNT_DNS_REPLY_REWRITTEN = 25,   /* recvmsg: the reply's source set back to the server asked */
 	ML_CNT_ERR_DNS_RECORD = 26,        /* the original-server record could not be written */
