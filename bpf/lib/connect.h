@@ -222,9 +222,40 @@ static __always_inline void ml_remember(struct bpf_sock_addr *ctx, const struct 
 		ml_count(ML_CNT_ERR_ODST_CK_UPDATE);
 }
 
+/* Decide and count; 1 when the socket is to be rewritten (the original
+ * destination is remembered then). */
+static __always_inline int ml_connect_rewrite(struct bpf_sock_addr *ctx, const struct ml_connect_req *req,
+					      struct ml_connect_res *res)
+{
+	enum ml_verdict v = ml_connect_decide(req, res);
+
+	ml_count_verdict(v, req->v6_socket);
+	if (v == ML_VERDICT_PASS || v == ML_VERDICT_EXCLUDED)
+		return 0;
+	ml_remember(ctx, req, res);
+	return 1;
+}
+
+/* Bind the source address, port 0 (like IP_BIND_ADDRESS_NO_PORT: the port is
+ * chosen at connect). */
+static __always_inline void ml_bind_source(struct bpf_sock_addr *ctx, struct sockaddr *sa, int len)
+{
+	if (bpf_bind(ctx, sa, len))
+		ml_count(ML_CNT_ERR_BIND);
+}
+
 static __always_inline int ml_is_tcp(struct bpf_sock_addr *ctx)
 {
 	return ctx->type == ML_SOCK_STREAM && ctx->protocol == IPPROTO_TCP;
+}
+
+/* A connect() that is not TCP: UDP to port 53 of a pod with DNS capture is
+ * DNS (lib/dns.h); anything else passes. */
+static __always_inline void ml_connect_not_tcp(struct bpf_sock_addr *ctx, int v6)
+{
+	if (v6 ? ml_dns_redirect6(ctx) : ml_dns_redirect4(ctx))
+		return;
+	ml_count(v6 ? ML_CNT_CONNECT6_PASS : ML_CNT_CONNECT4_PASS);
 }
 
 /* cgroup/connect4: AF_INET sockets. */
@@ -233,13 +264,10 @@ static __always_inline void ml_connect4_impl(struct bpf_sock_addr *ctx)
 	struct ml_connect_req req = {};
 	struct ml_connect_res res = {};
 	struct bpf_sock *sk = ctx->sk;
-	enum ml_verdict v;
 	__be32 src4;
 
 	if (!ml_is_tcp(ctx) || !sk) {
-		if (ml_dns_redirect4(ctx)) /* UDP to port 53 of a pod with DNS capture */
-			return;
-		ml_count(ML_CNT_CONNECT4_PASS);
+		ml_connect_not_tcp(ctx, 0);
 		return;
 	}
 	ml_addr_from_v4(&req.dst, ctx->user_ip4);
@@ -249,20 +277,12 @@ static __always_inline void ml_connect4_impl(struct bpf_sock_addr *ctx)
 		ml_addr_from_v4(&req.src, src4);
 	req.sport = (__u16)sk->src_port;
 
-	v = ml_connect_decide(&req, &res);
-	ml_count_verdict(v, req.v6_socket);
-	if (v == ML_VERDICT_PASS || v == ML_VERDICT_EXCLUDED)
+	if (!ml_connect_rewrite(ctx, &req, &res))
 		return;
-
-	ml_remember(ctx, &req, &res);
 	if (!ml_addr_is_zero(&res.bind)) {
-		struct sockaddr_in sa = {};
+		struct sockaddr_in sa = {.sin_family = ML_FAMILY_V4, .sin_addr.s_addr = ml_addr_v4(&res.bind)};
 
-		sa.sin_family = ML_FAMILY_V4;
-		sa.sin_addr.s_addr = ml_addr_v4(&res.bind);
-		sa.sin_port = 0; /* like IP_BIND_ADDRESS_NO_PORT: port chosen at connect */
-		if (bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa)))
-			ml_count(ML_CNT_ERR_BIND);
+		ml_bind_source(ctx, (struct sockaddr *)&sa, sizeof(sa));
 	}
 	ctx->user_ip4 = ml_addr_v4(&res.dst);
 	ctx->user_port = bpf_htons(res.port);
@@ -274,12 +294,9 @@ static __always_inline void ml_connect6_impl(struct bpf_sock_addr *ctx)
 	struct ml_connect_req req = {};
 	struct ml_connect_res res = {};
 	struct bpf_sock *sk = ctx->sk;
-	enum ml_verdict v;
 
 	if (!ml_is_tcp(ctx) || !sk) {
-		if (ml_dns_redirect6(ctx)) /* UDP to port 53 of a pod with DNS capture */
-			return;
-		ml_count(ML_CNT_CONNECT6_PASS);
+		ml_connect_not_tcp(ctx, 1);
 		return;
 	}
 	ML_READ_ADDR6(&req.dst, ctx->user_ip6);
@@ -288,20 +305,13 @@ static __always_inline void ml_connect6_impl(struct bpf_sock_addr *ctx)
 	req.sport = (__u16)sk->src_port;
 	req.v6_socket = 1;
 
-	v = ml_connect_decide(&req, &res);
-	ml_count_verdict(v, req.v6_socket);
-	if (v == ML_VERDICT_PASS || v == ML_VERDICT_EXCLUDED)
+	if (!ml_connect_rewrite(ctx, &req, &res))
 		return;
-
-	ml_remember(ctx, &req, &res);
 	if (!ml_addr_is_zero(&res.bind)) {
-		struct sockaddr_in6 sa = {};
+		struct sockaddr_in6 sa = {.sin6_family = ML_FAMILY_V6};
 
-		sa.sin6_family = ML_FAMILY_V6;
 		__builtin_memcpy(&sa.sin6_addr, &res.bind, sizeof(sa.sin6_addr));
-		sa.sin6_port = 0;
-		if (bpf_bind(ctx, (struct sockaddr *)&sa, sizeof(sa)))
-			ml_count(ML_CNT_ERR_BIND);
+		ml_bind_source(ctx, (struct sockaddr *)&sa, sizeof(sa));
 	}
 	ML_WRITE_ADDR6(ctx->user_ip6, &res.dst);
 	ctx->user_port = bpf_htons(res.port);

@@ -11,6 +11,25 @@ import { upstreamFixtures } from './paths.js';
 
 export const GOLDEN_DIR = join(upstreamFixtures, 'istio-plugin-iptables-golden');
 
+/** What the injector writes for a native-sidecar pod in CNI mode (the only annotation Istio's plugin test needs). */
+export const SIDECAR_STATUS = { 'sidecar.istio.io/status': '{"initContainers":["istio-validation","istio-proxy"],"containers":null,"volumes":["istio-envoy"]}' };
+
+/** The annotations Istio's plugin test (cni/pkg/plugin/plugin_dryrun_test.go) gave for each golden, by golden file. */
+export const GOLDEN_ANNOTATIONS = {
+  'basic.txt.golden': { ...SIDECAR_STATUS },
+  'include-exclude-ip.txt.golden': {
+    ...SIDECAR_STATUS,
+    'traffic.sidecar.istio.io/includeOutboundIPRanges': '127.0.0.0/8',
+    'traffic.sidecar.istio.io/excludeOutboundIPRanges': '10.0.0.0/8',
+  },
+  'include-exclude-ports.txt.golden': {
+    ...SIDECAR_STATUS,
+    'traffic.sidecar.istio.io/includeInboundPorts': '1111,2222',
+    'traffic.sidecar.istio.io/excludeInboundPorts': '3333,4444',
+    'traffic.sidecar.istio.io/excludeOutboundPorts': '5555,6666',
+  },
+} as const;
+
 /** Run a command inside the pod's netns as istio-cni does (nsenter, argv, bounded). */
 export async function inNetns(pod: Pod, cmd: string, args: string[], input?: string): Promise<string> {
   const r = await run('nsenter', [`--net=${pod.netnsPath}`, '--', cmd, ...args], { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });

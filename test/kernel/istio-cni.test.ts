@@ -25,24 +25,15 @@ import { collectStatus, nodeMode, renderStatus } from '../../src/install/status.
 import { interceptionFromAnnotations } from '../../src/mesh/index.js';
 import { STATE_VERSION, writeRecord } from '../../src/node/records.js';
 import { probeIstioRules } from '../../src/sys/iptables.js';
-import { applyGolden, inNetns } from '../helpers/istio-golden.js';
+import { GOLDEN_ANNOTATIONS, applyGolden, inNetns } from '../helpers/istio-golden.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, install, register, startInboundProxy, startServer, summary, until, type Counters } from '../helpers/datapath.js';
 
 requireRoot('the istio-cni coexistence test');
-const STATUS = { 'sidecar.istio.io/status': '{"initContainers":["istio-validation","istio-proxy"],"containers":null,"volumes":["istio-envoy"]}' };
-/** The annotations Istio's plugin test used to produce each golden (istio/istio cni/pkg/plugin). */
+/** The goldens used here, with the annotations that produced them. */
 const GOLDENS = {
-  basic: { file: 'basic.txt.golden', annotations: { ...STATUS } },
-  ports: {
-    file: 'include-exclude-ports.txt.golden',
-    annotations: {
-      ...STATUS,
-      'traffic.sidecar.istio.io/includeInboundPorts': '1111,2222',
-      'traffic.sidecar.istio.io/excludeInboundPorts': '3333,4444',
-      'traffic.sidecar.istio.io/excludeOutboundPorts': '5555,6666',
-    },
-  },
+  basic: { file: 'basic.txt.golden', annotations: GOLDEN_ANNOTATIONS['basic.txt.golden'] },
+  ports: { file: 'include-exclude-ports.txt.golden', annotations: GOLDEN_ANNOTATIONS['include-exclude-ports.txt.golden'] },
 } as const;
 
 const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkic', 150);

@@ -33,12 +33,12 @@ import { recordPath } from '../../src/node/records.js';
 import { requireRoot } from '../helpers/root.js';
 import { distExe, requireBuiltExe } from '../helpers/paths.js';
 import { addPassthrough6, datapathNode, describe, install } from '../helpers/datapath.js';
-import { GOLDEN_DIR, applyGolden, inNetns, type Applied } from '../helpers/istio-golden.js';
+import { GOLDEN_ANNOTATIONS, GOLDEN_DIR, SIDECAR_STATUS, applyGolden, inNetns, type Applied } from '../helpers/istio-golden.js';
 
 requireRoot('the Istio parity test');
 requireBuiltExe();
 
-const STATUS = { 'sidecar.istio.io/status': '{"initContainers":["istio-validation","istio-proxy"],"containers":null,"volumes":["istio-envoy"]}' };
+const STATUS = SIDECAR_STATUS;
 const CUSTOM = { uid: 1000670000, gid: 1000670001 };
 
 interface Golden {
@@ -51,24 +51,9 @@ interface Golden {
 
 /** The REDIRECT-mode goldens (tproxy and custom-uid-tproxy are TPROXY mode: meshlane refuses TPROXY alone). */
 const GOLDENS: Record<string, Golden> = {
-  basic: { file: 'basic.txt.golden', annotations: { ...STATUS }, proxy: { uid: 1337, gid: 1337 }, dns: false },
-  ip: {
-    file: 'include-exclude-ip.txt.golden',
-    annotations: { ...STATUS, 'traffic.sidecar.istio.io/includeOutboundIPRanges': '127.0.0.0/8', 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '10.0.0.0/8' },
-    proxy: { uid: 1337, gid: 1337 },
-    dns: false,
-  },
-  ports: {
-    file: 'include-exclude-ports.txt.golden',
-    annotations: {
-      ...STATUS,
-      'traffic.sidecar.istio.io/includeInboundPorts': '1111,2222',
-      'traffic.sidecar.istio.io/excludeInboundPorts': '3333,4444',
-      'traffic.sidecar.istio.io/excludeOutboundPorts': '5555,6666',
-    },
-    proxy: { uid: 1337, gid: 1337 },
-    dns: false,
-  },
+  basic: { file: 'basic.txt.golden', annotations: GOLDEN_ANNOTATIONS['basic.txt.golden'], proxy: { uid: 1337, gid: 1337 }, dns: false },
+  ip: { file: 'include-exclude-ip.txt.golden', annotations: GOLDEN_ANNOTATIONS['include-exclude-ip.txt.golden'], proxy: { uid: 1337, gid: 1337 }, dns: false },
+  ports: { file: 'include-exclude-ports.txt.golden', annotations: GOLDEN_ANNOTATIONS['include-exclude-ports.txt.golden'], proxy: { uid: 1337, gid: 1337 }, dns: false },
   dns: { file: 'dns.txt.golden', annotations: { ...STATUS, 'proxy.istio.io/config': '{"proxyMetadata":{"ISTIO_META_DNS_CAPTURE":"true"}}' }, proxy: { uid: 1337, gid: 1337 }, dns: true },
   drop: { file: 'invalid-drop.txt.golden', annotations: { ...STATUS }, proxy: { uid: 1337, gid: 1337 }, dns: false },
   uid: {

@@ -29,12 +29,6 @@
 #include "common.h"
 #include <netinet/tcp.h>
 
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80
-#endif
 
 #define MAX_LISTEN 64
 
@@ -55,29 +49,6 @@ static void orig_dst(int fd, int family, char *out, size_t len) {
   char a[96];
   fmt_addr(&ss, a, sizeof(a));
   snprintf(out, len, "\"%s\"", a);
-}
-
-static int listen_on(const char *ip, int port, int type) {
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  if (parse_ip(ip, (unsigned)port, &ss, &sl) != 0) {
-    fprintf(stderr, "mlland: bad address %s\n", ip);
-    exit(2);
-  }
-  int fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
-  int one = 1;
-  if (fd < 0) return -1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-    fprintf(stderr, "mlland: bind %s %s port %d: %s\n", type == SOCK_STREAM ? "tcp" : "udp", ip, port, strerror(errno));
-    exit(1);
-  }
-  if (type == SOCK_STREAM && listen(fd, 128) != 0) {
-    fprintf(stderr, "mlland: listen: %s\n", strerror(errno));
-    exit(1);
-  }
-  return fd;
 }
 
 static int cmd_listen(int argc, char **argv) {
@@ -106,7 +77,7 @@ static int cmd_listen(int argc, char **argv) {
     const char *addrs[2] = {bind4, bind6};
     for (int fi = 0; fi < 2; fi++) {
       if (strcmp(addrs[fi], "none") == 0) continue;
-      p[n].fd = listen_on(addrs[fi], port, type);
+      p[n].fd = bound_socket("mlland", addrs[fi], port, type);
       p[n].events = POLLIN;
       ports[n] = port;
       types[n] = type;
@@ -294,7 +265,7 @@ static int cmd_validate(int argc, char **argv) {
   struct pollfd ls[2];
   int lports[2] = {15001, 15006};
   for (int k = 0; k < 2; k++) {
-    ls[k].fd = listen_on(lo, lports[k], SOCK_STREAM);
+    ls[k].fd = bound_socket("mlland", lo, lports[k], SOCK_STREAM);
     ls[k].events = POLLIN;
   }
   struct sockaddr_storage dst, src;
