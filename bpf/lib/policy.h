@@ -97,12 +97,12 @@ __noinline int ml_outbound_captured(const struct ml_pod_config *pc, const struct
  * (127.x.x.x or ::1, either family)? Then istio-iptables leaves out its
  * "-o lo ! --uid-owner/--gid-owner -j RETURN" rules, and an application's
  * traffic over lo goes through the outbound rules like any other. */
-__noinline int ml_out_includes_loopback(const struct ml_pod_config *pc)
+static __always_inline int ml_out_includes_loopback(const struct ml_pod_config *pc)
 {
 	struct ml_addr a;
 	int i;
 
-	if (!pc || !(pc->flags & ML_CFG_F_OUT_CIDRS_LISTED))
+	if (!(pc->flags & ML_CFG_F_OUT_CIDRS_LISTED))
 		return 0;
 	for (i = 0; i < ML_MAX_CIDRS; i++) {
 		if (pc->include_out_cidrs[i].family == ML_FAMILY_NONE)
