@@ -36,7 +36,7 @@
 #include <linux/types.h>
 
 /* ------------------------------------------------------------------------
- * Istio's well-known ports and identities (FACTS.md). Host byte order.
+ * Istio's well-known ports and identities. Host byte order.
  * ---------------------------------------------------------------------- */
 #define ML_DEFAULT_PROXY_UID      1337  /* istio-proxy runAsUser */
 #define ML_DEFAULT_OUTBOUND_PORT  15001 /* Envoy virtualOutbound listener */
@@ -81,7 +81,7 @@
 #define ML_POD_F_MESHED      (1u << 0) /* interception on (an entry without it is ignored) */
 #define ML_POD_F_HAS_V4      (1u << 1) /* ip4 is valid */
 #define ML_POD_F_HAS_V6      (1u << 2) /* ip6 is valid */
-#define ML_POD_F_DNS_CAPTURE (1u << 3) /* UDP/53 -> dns_port (programs of a later issue) */
+#define ML_POD_F_DNS_CAPTURE (1u << 3) /* UDP/53 -> dns_port (lib/dns.h) */
 
 struct ml_pod_cg {
 	__u8  ip4[16];   /*  0: pod IPv4 as ::ffff:a.b.c.d, zero if none */
@@ -212,7 +212,7 @@ struct ml_settings {
  * ---------------------------------------------------------------------- */
 enum ml_counter {
 	ML_CNT_CONNECT4_REDIRECT_OUT = 0,  /* app -> 127.0.0.1:15001 */
-	ML_CNT_CONNECT4_REDIRECT_IN = 1,   /* proxy -> peer pod :15006 */
+	ML_CNT_CONNECT4_REDIRECT_IN = 1,   /* proxy -> peer pod :15006, or over lo -> its own loopback:15006 */
 	ML_CNT_CONNECT4_PASS = 2,          /* not ours: unregistered cgroup, not TCP, loopback, own pod, non-pod dst of the proxy */
 	ML_CNT_CONNECT4_EXCLUDED = 3,      /* a meshed pod's traffic left alone by include/exclude rules */
 	ML_CNT_CONNECT6_REDIRECT_OUT = 4,
@@ -234,12 +234,12 @@ enum ml_counter {
 	ML_CNT_ERR_NO_POD_CONFIG = 20,     /* pod in ml_pods_cg but its IP not in ml_pods_ip: passed */
 	ML_CNT_ERR_BUFFER = 21,            /* getsockopt buffer too small for the sockaddr: passed */
 	ML_CNT_SOCKOPS_CONNECT_FAILED = 22, /* redirected connect closed before established: cookie record dropped */
-	/* DNS capture (cgroup sendmsg/recvmsg, issue 6) */
-	ML_CNT_DNS_REDIRECTED = 23,        /* UDP to port 53 of a pod with DNS capture -> dns_port on loopback */
+	/* DNS capture (cgroup sendmsg/recvmsg, lib/dns.h) */
+	ML_CNT_DNS_REDIRECTED = 23,        /* UDP or TCP to port 53 of a pod with DNS capture -> dns_port on loopback */
 	ML_CNT_DNS_PASS = 24,              /* UDP sendmsg left alone (no capture, proxy uid, not port 53) */
 	ML_CNT_DNS_REPLY_REWRITTEN = 25,   /* recvmsg: the reply's source set back to the server asked */
 	ML_CNT_ERR_DNS_RECORD = 26,        /* the original-server record could not be written */
-	/* Inbound from other nodes (tc in the pod netns, issue 6) */
+	/* Inbound from other nodes (tc in the pod netns, lib/inbound.h) */
 	ML_CNT_TC_IN_REDIRECTED = 27,      /* TCP to a captured pod port steered to the inbound listener */
 	ML_CNT_TC_IN_PASS = 28,            /* ingress packet left alone (not TCP, not to the pod, proxy port ...) */
 	ML_CNT_TC_IN_EXCLUDED = 29,        /* ingress TCP to an excluded inbound port or the status port */

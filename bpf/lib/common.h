@@ -37,6 +37,25 @@ struct ml_addr {
 
 #define ML_V4MAPPED_PREFIX bpf_htonl(0x0000ffffu)
 
+/* A 16-byte address held in a context as four __u32 words (user_ip6,
+ * local_ip6, src_ip6, ...), read word by word with loads of their own
+ * (ML_CTX_READ), or written back word by word. */
+#define ML_READ_ADDR6(a, arr)                       \
+	do {                                        \
+		(a)->w[0] = ML_CTX_READ((arr)[0]); \
+		(a)->w[1] = ML_CTX_READ((arr)[1]); \
+		(a)->w[2] = ML_CTX_READ((arr)[2]); \
+		(a)->w[3] = ML_CTX_READ((arr)[3]); \
+	} while (0)
+
+#define ML_WRITE_ADDR6(arr, a)          \
+	do {                            \
+		(arr)[0] = (a)->w[0];   \
+		(arr)[1] = (a)->w[1];   \
+		(arr)[2] = (a)->w[2];   \
+		(arr)[3] = (a)->w[3];   \
+	} while (0)
+
 static __always_inline void ml_addr_from_v4(struct ml_addr *a, __be32 ip4)
 {
 	a->w[0] = 0;
@@ -56,6 +75,25 @@ static __always_inline void ml_addr_load(struct ml_addr *a, const __u8 *bytes)
 static __always_inline void ml_addr_store(__u8 *bytes, const struct ml_addr *a)
 {
 	*(struct ml_addr *)bytes = *a;
+}
+
+/* The IPv4 address (network order) of a v4-mapped address. */
+static __always_inline __be32 ml_addr_v4(const struct ml_addr *a)
+{
+	return a->w[3];
+}
+
+/* The loopback address of a family: ::ffff:127.0.0.1 (v4 != 0) or ::1. */
+static __always_inline void ml_addr_loopback(struct ml_addr *a, int v4)
+{
+	if (v4) {
+		ml_addr_from_v4(a, bpf_htonl(INADDR_LOOPBACK));
+		return;
+	}
+	a->w[0] = 0;
+	a->w[1] = 0;
+	a->w[2] = 0;
+	a->w[3] = bpf_htonl(1);
 }
 
 static __always_inline int ml_addr_is_v4(const struct ml_addr *a)
@@ -92,6 +130,29 @@ static __always_inline int ml_addr_is_loopback(const struct ml_addr *a)
 	if (ml_addr_is_v4(a))
 		return (bpf_ntohl(a->w[3]) >> 24) == 127;
 	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == 0 && a->w[3] == bpf_htonl(1);
+}
+
+/* What Istio's "-d 127.0.0.1/32" (IPv6: "::1/128") matches after routing:
+ * 127.0.0.1 / ::1, and the unspecified address, which connect() turns into
+ * it. */
+static __always_inline int ml_addr_is_localhost(const struct ml_addr *a)
+{
+	if (ml_addr_is_v4(a)) {
+		__u32 h = bpf_ntohl(a->w[3]);
+		return h == INADDR_LOOPBACK || h == 0;
+	}
+	if (a->w[0] == 0 && a->w[1] == 0 && a->w[2] == 0)
+		return a->w[3] == 0 || a->w[3] == bpf_htonl(1);
+	return 0;
+}
+
+/* The proxy's inbound passthrough address, 127.0.0.6 or ::6. */
+static __always_inline int ml_addr_is_passthrough(const struct ml_addr *a)
+{
+	if (ml_addr_is_v4(a))
+		return a->w[3] == bpf_htonl(ML_INBOUND_PASSTHROUGH_IP4);
+	return a->w[0] == 0 && a->w[1] == 0 && a->w[2] == 0 &&
+	       a->w[3] == bpf_htonl(ML_INBOUND_PASSTHROUGH_IP6);
 }
 
 /* Does addr lie in the prefix? Both in the 128-bit space. */
@@ -158,20 +219,76 @@ static __always_inline void ml_settings_get(struct ml_cfg *c)
 
 /* ---- counters ------------------------------------------------------------ */
 
-/* Not inlined on purpose: this keeps enum ml_counter in the object's BTF
- * (as this function's parameter type) for user space to read. */
-/* Is the current task this pod's proxy? Its uid, or its gid when a proxy gid is
- * set (Istio exempts both: --uid-owner 1337 / --gid-owner 1337). The pod's own
+/* Is the current task this pod's proxy, by uid (ML_PROXY_UID) and, separately,
+ * by gid (ML_PROXY_GID, only when a proxy gid is set)? Istio has a rule for
+ * each (--uid-owner / --gid-owner) and they differ on lo. The pod's own
  * identity wins over the node's settings. */
-static __always_inline int ml_current_is_proxy(const struct ml_pod_cg *pod, const struct ml_cfg *cfg)
+#define ML_PROXY_UID (1u << 0)
+#define ML_PROXY_GID (1u << 1)
+
+static __always_inline __u32 ml_proxy_match(const struct ml_pod_cg *pod, const struct ml_cfg *cfg)
 {
 	__u32 proxy_uid = pod->proxy_uid ? pod->proxy_uid : cfg->proxy_uid;
 	__u32 proxy_gid = pod->proxy_gid ? pod->proxy_gid : cfg->proxy_gid;
 	__u64 uid_gid = bpf_get_current_uid_gid();
+	__u32 m = 0;
 
-	return (__u32)uid_gid == proxy_uid || (proxy_gid != 0 && (__u32)(uid_gid >> 32) == proxy_gid);
+	if ((__u32)uid_gid == proxy_uid)
+		m |= ML_PROXY_UID;
+	if (proxy_gid != 0 && (__u32)(uid_gid >> 32) == proxy_gid)
+		m |= ML_PROXY_GID;
+	return m;
 }
 
+/* The pod of the current task: the first ancestor cgroup (from the top)
+ * that is registered in ml_pods_cg, or NULL. */
+static __always_inline struct ml_pod_cg *ml_current_pod(void)
+{
+	int level;
+
+	for (level = 1; level <= ML_MAX_CGROUP_LEVEL; level++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
+		struct ml_pod_cg *pod;
+
+		if (id == 0)
+			return NULL; /* deeper than the task's cgroup */
+		pod = bpf_map_lookup_elem(&ml_pods_cg, &id);
+		if (pod)
+			return pod;
+	}
+	return NULL;
+}
+
+/* Is a one of the pod's own IPs? */
+static __always_inline int ml_is_own_ip(const struct ml_pod_cg *pod, const struct ml_addr *a)
+{
+	struct ml_addr ip;
+
+	if (pod->flags & ML_POD_F_HAS_V4) {
+		ml_addr_load(&ip, pod->ip4);
+		if (ml_addr_eq(&ip, a))
+			return 1;
+	}
+	if (pod->flags & ML_POD_F_HAS_V6) {
+		ml_addr_load(&ip, pod->ip6);
+		if (ml_addr_eq(&ip, a))
+			return 1;
+	}
+	return 0;
+}
+
+/* The pod's own config: stored under each of its IPs, any one will do. */
+static __always_inline struct ml_pod_config *ml_pod_own_config(const struct ml_pod_cg *pod)
+{
+	if (pod->flags & ML_POD_F_HAS_V4)
+		return bpf_map_lookup_elem(&ml_pods_ip, pod->ip4);
+	if (pod->flags & ML_POD_F_HAS_V6)
+		return bpf_map_lookup_elem(&ml_pods_ip, pod->ip6);
+	return NULL;
+}
+
+/* Not inlined on purpose: this keeps enum ml_counter in the object's BTF
+ * (as this function's parameter type) for user space to read. */
 static __noinline void ml_count(enum ml_counter id)
 {
 	__u32 key = id;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * DNS capture (issue 6): UDP to port 53 of a pod with ML_POD_F_DNS_CAPTURE
+ * DNS capture: UDP to port 53 of a pod with ML_POD_F_DNS_CAPTURE
  * goes to the proxy's DNS listener on loopback (127.0.0.1 / ::1 :dns_port),
  * and the reply appears to come from the server the application asked.
  *
@@ -17,21 +17,20 @@
  *   -p udp --dport 53 -m owner --gid-owner 1337 -j RETURN   (when a gid is set)
  *   -p udp --dport 53 -j REDIRECT --to-ports 15053
  * and conntrack's reverse NAT of the reply, done here per socket: socket
- * cookie -> the server last asked (ml_dns_ck). Loopback destinations (a
- * local stub resolver) are left alone.
+ * cookie -> the server last asked (ml_dns_ck). A resolver on loopback
+ * (127.0.0.53) is captured too, as Istio does; TCP to port 53 is
+ * ml_connect4/6's (lib/connect.h).
  *
- * Included once, by meshlane.bpf.c; ml_current_pod() is defined there.
+ * Included once, by meshlane.bpf.c (through lib/connect.h).
  */
 #ifndef MESHLANE_LIB_DNS_H
 #define MESHLANE_LIB_DNS_H
 
 #include "lib/common.h"
+#include "lib/policy.h"
 
 #define ML_DNS_SERVER_PORT 53
 #define ML_SOCK_DGRAM      2 /* SOCK_DGRAM */
-
-/* meshlane.bpf.c: the registered pod of the current task, or NULL. */
-static __always_inline struct ml_pod_cg *ml_current_pod(void);
 
 static __always_inline int ml_dns_is_udp(struct bpf_sock_addr *ctx)
 {
@@ -39,25 +38,29 @@ static __always_inline int ml_dns_is_udp(struct bpf_sock_addr *ctx)
 }
 
 /* Is this UDP datagram (or connect) to dst:dport one to capture? On yes,
- * *dns_port is the listener port (host order). */
+ * *dns_port is the listener port (host order). Istio's order: excluded
+ * outbound ports RETURN first, then the proxy's uid and gid RETURN, then
+ * every UDP datagram to port 53, loopback resolvers (127.0.0.53) included. */
 static __always_inline int ml_dns_should_capture(const struct ml_addr *dst, __u16 dport, __u16 *dns_port)
 {
+	struct ml_pod_config *pc;
 	struct ml_pod_cg *pod;
 	struct ml_cfg cfg;
 
 	if (dport != ML_DNS_SERVER_PORT)
 		return 0;
-	if (ml_addr_is_local(dst))
-		return 0; /* a stub resolver on loopback, or the listener itself */
 	pod = ml_current_pod();
 	if (!pod)
 		return 0;
 	if ((pod->flags & (ML_POD_F_MESHED | ML_POD_F_DNS_CAPTURE)) !=
 	    (ML_POD_F_MESHED | ML_POD_F_DNS_CAPTURE))
 		return 0;
+	pc = ml_pod_own_config(pod);
+	if (pc && ml_port_listed(pc->exclude_out_ports, dport))
+		return 0;
 
 	ml_settings_get(&cfg);
-	if (ml_current_is_proxy(pod, &cfg))
+	if (ml_proxy_match(pod, &cfg))
 		return 0; /* the proxy's own upstream DNS */
 	*dns_port = cfg.dns_port;
 	return 1;
@@ -107,31 +110,19 @@ static __always_inline int ml_dns_redirect4(struct bpf_sock_addr *ctx)
  * ::ffff:127.0.0.1. Returns 1 when redirected. */
 static __always_inline int ml_dns_redirect6(struct bpf_sock_addr *ctx)
 {
-	struct ml_addr dst;
+	struct ml_addr dst, lo;
 	__u16 dport, dns_port;
 
 	if (!ml_dns_is_udp(ctx))
 		return 0;
-	dst.w[0] = ML_CTX_READ(ctx->user_ip6[0]);
-	dst.w[1] = ML_CTX_READ(ctx->user_ip6[1]);
-	dst.w[2] = ML_CTX_READ(ctx->user_ip6[2]);
-	dst.w[3] = ML_CTX_READ(ctx->user_ip6[3]);
+	ML_READ_ADDR6(&dst, ctx->user_ip6);
 	dport = bpf_ntohs((__u16)ctx->user_port);
 	if (!ml_dns_should_capture(&dst, dport, &dns_port))
 		return 0;
 	if (ml_dns_remember(ctx, &dst, dport, 1))
 		return 0;
-	if (ml_addr_is_v4(&dst)) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = ML_V4MAPPED_PREFIX;
-		ctx->user_ip6[3] = bpf_htonl(INADDR_LOOPBACK);
-	} else {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = 0;
-		ctx->user_ip6[3] = bpf_htonl(1);
-	}
+	ml_addr_loopback(&lo, ml_addr_is_v4(&dst));
+	ML_WRITE_ADDR6(ctx->user_ip6, &lo);
 	ctx->user_port = bpf_htons(dns_port);
 	ml_count(ML_CNT_DNS_REDIRECTED);
 	return 1;
@@ -157,12 +148,14 @@ static __always_inline struct ml_orig_dst *ml_dns_reply_record(struct bpf_sock_a
 static __always_inline void ml_dns_recvmsg4(struct bpf_sock_addr *ctx)
 {
 	struct ml_orig_dst *od = ml_dns_reply_record(ctx);
+	struct ml_addr orig;
 
 	if (!od || od->family != ML_FAMILY_V4)
 		return;
 	if (ctx->user_ip4 != bpf_htonl(INADDR_LOOPBACK))
 		return;
-	ctx->user_ip4 = *(__u32 *)&od->addr[12];
+	ml_addr_load(&orig, od->addr);
+	ctx->user_ip4 = ml_addr_v4(&orig);
 	ctx->user_port = od->port;
 	ml_count(ML_CNT_DNS_REPLY_REWRITTEN);
 }
@@ -174,27 +167,14 @@ static __always_inline void ml_dns_recvmsg6(struct bpf_sock_addr *ctx)
 
 	if (!od)
 		return;
-	src.w[0] = ML_CTX_READ(ctx->user_ip6[0]);
-	src.w[1] = ML_CTX_READ(ctx->user_ip6[1]);
-	src.w[2] = ML_CTX_READ(ctx->user_ip6[2]);
-	src.w[3] = ML_CTX_READ(ctx->user_ip6[3]);
+	ML_READ_ADDR6(&src, ctx->user_ip6);
 	/* The listener address the datagram was sent to: ::ffff:127.0.0.1 for
 	 * an IPv4 server, ::1 for an IPv6 one. */
-	if (od->family == ML_FAMILY_V4) {
-		ml_addr_from_v4(&lo, bpf_htonl(INADDR_LOOPBACK));
-	} else {
-		lo.w[0] = 0;
-		lo.w[1] = 0;
-		lo.w[2] = 0;
-		lo.w[3] = bpf_htonl(1);
-	}
+	ml_addr_loopback(&lo, od->family == ML_FAMILY_V4);
 	if (!ml_addr_eq(&src, &lo))
 		return;
 	ml_addr_load(&orig, od->addr);
-	ctx->user_ip6[0] = orig.w[0];
-	ctx->user_ip6[1] = orig.w[1];
-	ctx->user_ip6[2] = orig.w[2];
-	ctx->user_ip6[3] = orig.w[3];
+	ML_WRITE_ADDR6(ctx->user_ip6, &orig);
 	ctx->user_port = od->port;
 	ml_count(ML_CNT_DNS_REPLY_REWRITTEN);
 }

@@ -30,10 +30,11 @@
  *
  * What is left alone: non-TCP; packets not to (ingress) / from (egress) a
  * registered pod IP; ports the rules do not capture (status port, 15008,
- * 15020, 15021, 15090, excluded ports, the proxy's own listeners 15001 and
- * 15006: the same-node inbound path of ml_connect4/6 already arrives at
- * 15006). The proxy's passthrough to its own app (from 127.0.0.6 / ::6, or
- * to its own pod IP) runs over lo and never crosses the pod interface.
+ * 15020, 15021, 15090, excluded ports, the inbound listener 15006 itself:
+ * the same-node inbound path of ml_connect4/6 already arrives there; a
+ * connection to 15001 is steered to 15006, as ISTIO_INBOUND does). The
+ * proxy's passthrough to its own app (from 127.0.0.6 / ::6, or to its own
+ * pod IP) runs over lo and never crosses the pod interface.
  *
  * Never a corrupted packet: IPv4 fragments, IPv6 fragments, AH, a routing
  * header with segments left, or more extension headers than we walk pass
@@ -52,6 +53,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
+#include <linux/tcp.h>
 
 #include "lib/common.h"
 #include "lib/policy.h"
@@ -181,11 +183,11 @@ static __always_inline enum ml_tc_parse ml_tc_parse(struct __sk_buff *skb, struc
 }
 
 /* Rewrite one port of the TCP header (at l4_off + port_off) and fix the
- * checksum (at l4_off + 16). 0 on success. */
+ * TCP checksum. 0 on success. */
 static __always_inline int ml_tc_set_port(struct __sk_buff *skb, __u32 l4_off, __u32 port_off, __be16 from,
 					  __be16 to)
 {
-	if (bpf_l4_csum_replace(skb, l4_off + 16, from, to, sizeof(__u16)))
+	if (bpf_l4_csum_replace(skb, l4_off + __builtin_offsetof(struct tcphdr, check), from, to, sizeof(__u16)))
 		return -1;
 	if (bpf_skb_store_bytes(skb, l4_off + port_off, &to, sizeof(to), 0))
 		return -1;
@@ -293,8 +295,8 @@ static __always_inline int ml_tc_ingress_impl(struct __sk_buff *skb)
 
 	/* A new connection to the pod. */
 	dport = bpf_ntohs(p.dport);
-	if (!ml_inbound_captured(pc, dport, cfg.inbound_port, cfg.outbound_port)) {
-		if (dport == cfg.inbound_port || dport == cfg.outbound_port || dport == ML_PORT_TUNNEL) {
+	if (!ml_inbound_captured(pc, dport, cfg.inbound_port)) {
+		if (dport == cfg.inbound_port || dport == ML_PORT_TUNNEL) {
 			/* Already at a proxy listener (e.g. the same-node inbound
 			 * path of ml_connect4/6). A new connection straight to
 			 * 15006 must not inherit an old flow's port on its replies. */

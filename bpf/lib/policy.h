@@ -10,8 +10,9 @@
  *      dst in includeOutboundIPRanges         -> captured
  *      otherwise (including an empty list)    -> not captured
  * Inbound (port of the destination pod), ISTIO_INBOUND:
- *   1. 15008, 15020, 15021, 15090, the status port, and the proxy's own
- *      listener ports                         -> not captured
+ *   1. 15008, 15020, 15021, 15090, the status port, and the inbound
+ *      listener itself                        -> not captured (a connection
+ *      to 15001 from outside the pod is captured, as in Istio)
  *   2. dport in excludeInboundPorts           -> not captured
  *   3. includeInboundPorts "*"                -> captured
  *      dport in includeInboundPorts           -> captured
@@ -92,10 +93,30 @@ __noinline int ml_outbound_captured(const struct ml_pod_config *pc, const struct
 	return ml_cidr_listed(pc->include_out_cidrs, dst);
 }
 
+/* Does includeOutboundIPRanges hold a range whose address is loopback
+ * (127.x.x.x or ::1, either family)? Then istio-iptables leaves out its
+ * "-o lo ! --uid-owner/--gid-owner -j RETURN" rules, and an application's
+ * traffic over lo goes through the outbound rules like any other. */
+static __always_inline int ml_out_includes_loopback(const struct ml_pod_config *pc)
+{
+	struct ml_addr a;
+	int i;
+
+	if (!(pc->flags & ML_CFG_F_OUT_CIDRS_LISTED))
+		return 0;
+	for (i = 0; i < ML_MAX_CIDRS; i++) {
+		if (pc->include_out_cidrs[i].family == ML_FAMILY_NONE)
+			return 0;
+		ml_addr_load(&a, pc->include_out_cidrs[i].addr);
+		if (ml_addr_is_loopback(&a))
+			return 1;
+	}
+	return 0;
+}
+
 /* Would Istio's ISTIO_INBOUND chain of the destination pod send a
  * connection to this port to its proxy? */
-__noinline int ml_inbound_captured(const struct ml_pod_config *pc, __u32 dport,
-				   __u32 inbound_port, __u32 outbound_port)
+__noinline int ml_inbound_captured(const struct ml_pod_config *pc, __u32 dport, __u32 inbound_port)
 {
 	__u32 status_port;
 
@@ -104,7 +125,7 @@ __noinline int ml_inbound_captured(const struct ml_pod_config *pc, __u32 dport,
 	status_port = pc->status_port ? pc->status_port : ML_DEFAULT_STATUS_PORT;
 	if (dport == ML_PORT_TUNNEL || dport == ML_PORT_AGENT_METRICS ||
 	    dport == ML_PORT_HEALTH || dport == ML_PORT_ENVOY_PROMETHEUS ||
-	    dport == status_port || dport == inbound_port || dport == outbound_port)
+	    dport == status_port || dport == inbound_port)
 		return 0;
 	if (ml_port_listed(pc->exclude_in_ports, dport))
 		return 0;

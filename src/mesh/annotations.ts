@@ -137,7 +137,7 @@ export function parseCidrList(key: string, value: string, wildcard: boolean): '*
   if (t === '') return [];
   if (t === '*') {
     if (wildcard) return '*';
-    throw new AnnotationError(key, value, 'is not valid here: "*" is not a CIDR');
+    throw new AnnotationError(key, value, 'is not valid here: "*" is not a CIDR (istio-cni refuses it as well)');
   }
   const out: string[] = [];
   for (const e of entries(key, t)) {
@@ -167,6 +167,17 @@ export function parseInterfaceList(key: string, value: string): string[] {
   return out;
 }
 
+/**
+ * sidecar.istio.io/interceptionMode: REDIRECT (also when absent) or TPROXY;
+ * AnnotationError for anything else (istio-cni's values are case-sensitive).
+ */
+export function interceptionMode(annotations: Record<string, string>): 'REDIRECT' | 'TPROXY' {
+  const mode = raw(annotations, ANNOTATIONS.interceptionMode);
+  if (mode === undefined || mode === 'REDIRECT') return 'REDIRECT';
+  if (mode === 'TPROXY') return 'TPROXY';
+  throw new AnnotationError(ANNOTATIONS.interceptionMode, mode, 'is not a valid interception mode: REDIRECT or TPROXY');
+}
+
 export interface InterceptionParse {
   config: InterceptionConfig;
   /** Always REDIRECT today (TPROXY is refused). */
@@ -181,12 +192,12 @@ export interface InterceptionParse {
 export function parseInterceptionAnnotations(annotations: Record<string, string>): InterceptionParse {
   const notes: string[] = [];
 
-  const mode = raw(annotations, ANNOTATIONS.interceptionMode);
-  if (mode !== undefined && mode !== 'REDIRECT') {
-    if (mode === 'TPROXY') {
-      throw new AnnotationError(ANNOTATIONS.interceptionMode, mode, 'is not supported by meshlane yet; only REDIRECT is (remove the annotation or set it to REDIRECT)');
-    }
-    throw new AnnotationError(ANNOTATIONS.interceptionMode, mode, 'is not a valid interception mode: REDIRECT or TPROXY');
+  if (interceptionMode(annotations) === 'TPROXY') {
+    throw new AnnotationError(
+      ANNOTATIONS.interceptionMode,
+      'TPROXY',
+      'is not supported by meshlane yet; only REDIRECT is (remove the annotation or set it to REDIRECT; beside istio-cni, whose rules intercept a TPROXY pod, meshlane passes such a pod through)',
+    );
   }
 
   const inclIn = raw(annotations, ANNOTATIONS.includeInboundPorts);
@@ -214,8 +225,9 @@ export function parseInterceptionAnnotations(annotations: Record<string, string>
   const inclCidr = raw(annotations, ANNOTATIONS.includeOutboundIPRanges);
   const includeOutboundCidrs = inclCidr === undefined ? '*' : parseCidrList(ANNOTATIONS.includeOutboundIPRanges, inclCidr, true);
 
+  // istio-cni refuses "*" here (ValidateExcludeIPRanges: "*" is not a CIDR), and so does meshlane.
   const exclCidr = raw(annotations, ANNOTATIONS.excludeOutboundIPRanges);
-  const excludeOutboundCidrs = exclCidr === undefined ? [] : parseCidrList(ANNOTATIONS.excludeOutboundIPRanges, exclCidr, true);
+  const excludeOutboundCidrs = exclCidr === undefined ? [] : parseCidrList(ANNOTATIONS.excludeOutboundIPRanges, exclCidr, false);
 
   const sp = raw(annotations, ANNOTATIONS.statusPort);
   let statusPort = DEFAULT_STATUS_PORT;

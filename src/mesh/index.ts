@@ -43,6 +43,7 @@ export {
   MAX_ANNOTATION_VALUE,
   MAX_ERROR_VALUE,
   interceptionFromAnnotations,
+  interceptionMode,
   normalizeCidr,
   parseCidrList,
   parseInterceptionAnnotations,

@@ -16,6 +16,8 @@ import { datapathInstalled } from '../node/datapath.js';
 import { stateLockPath } from '../node/state-lock.js';
 import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 import { lookupPod } from './pod-source.js';
+import { interceptionMode } from '../mesh/index.js';
+import { probeIstioRules } from '../sys/iptables.js';
 import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from '../node/registration.js';
 import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from '../node/records.js';
 
@@ -56,6 +58,33 @@ function podName(req: CniRequest): { namespace: string; name: string; uid: strin
   return { namespace, name, uid: req.args.get(K8S_ARGS.uid) };
 }
 
+/**
+ * A TPROXY pod beside istio-cni: istio-cni ran before meshlane in the chain
+ * and its rules (mangle TPROXY, nat ISTIO_OUTPUT) are in the pod's netns;
+ * meshlane cannot do TPROXY, so it leaves the pod to them, untouched. "Beside
+ * istio-cni" is read from the pod's own netns (Istio's chains hooked in its
+ * nat table), so a pod is passed through only when it really is intercepted;
+ * alone (no rules there) the ADD goes on and refuses TPROXY (code 100). The
+ * only CNI call that runs other processes (nsenter + iptables-save), and only
+ * for TPROXY pods.
+ */
+async function tproxyBesideIstioCni(req: CniRequest, annotations: Record<string, string>): Promise<boolean> {
+  let mode;
+  try {
+    mode = interceptionMode(annotations);
+  } catch {
+    return false; // an invalid value: the registration refuses it with the annotation named
+  }
+  if (mode !== 'TPROXY') return false;
+  const probe = await probeIstioRules(req.netns);
+  if (probe.state !== 'present') {
+    req.log.info('TPROXY pod without Istio\'s rules in its netns: refusing it (meshlane alone cannot do TPROXY)', { istioRules: probe.state, detail: probe.detail });
+    return false;
+  }
+  req.log.info('TPROXY pod beside istio-cni: passing it through untouched, Istio\'s rules in its netns intercept it', { detail: probe.detail });
+  return true;
+}
+
 async function add(req: CniRequest) {
   const conf = parsePluginConfig(req.config);
   if (!req.prevResult) {
@@ -79,6 +108,7 @@ async function add(req: CniRequest) {
     req.log.info('not a sidecar pod: passing through', { reason: lookup.decision.reason, source: lookup.source });
     return prev;
   }
+  if (await tproxyBesideIstioCni(req, lookup.pod.annotations)) return prev;
   if (!datapathInstalled(conf.bpfPinDir)) {
     throw tryAgainLater(
       `the meshlane datapath is not installed on this node (no maps in ${conf.bpfPinDir}); the sidecar pod ${who.namespace}/${who.name} must wait for it`,

@@ -333,7 +333,9 @@ t.test('a process in the sidecar pod is steered through the uid-1337 proxy; the 
   const a = sidecar;
   const b = classic;
   if (!a || !b) throw new Error('pods did not start');
-  const proxyA = await spawn(a, 'istio-proxy', mlproxy, ['--lifetime-ms', '120000'], PROXY);
+  // As Envoy: the inbound passthrough connects from 127.0.0.6, which Istio's rules (and meshlane) leave
+  // alone; from any other source its call to its own pod IP would go to its own 15006 again.
+  const proxyA = await spawn(a, 'istio-proxy', mlproxy, ['--inbound-src', '127.0.0.6', '--lifetime-ms', '120000'], PROXY);
   const proxyB = await spawn(b, 'istio-proxy', mlproxy, ['--lifetime-ms', '120000'], PROXY);
   const serverA = await spawn(a, 'app', mlpeer, ['server', '--port', '8080', '--family', '4', '--lifetime-ms', '120000'], APP);
   const serverB = await spawn(b, 'app', mlpeer, ['server', '--port', '8080', '--family', '4', '--lifetime-ms', '120000'], APP);

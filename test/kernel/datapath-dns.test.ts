@@ -1,12 +1,14 @@
-// DNS capture on the real kernel (issue 6): UDP to port 53 from an app of a
+// DNS capture on the real kernel: UDP to port 53 from an app of a
 // pod with DNS capture lands on the proxy's DNS listener (a test DNS server as
 // uid 1337 on 127.0.0.1:15053 and [::1]:15053 in the pod's istio-proxy
 // container), and the resolver sees the reply coming from the server it
 // asked. With sendto() (sendmsg4/6 + recvmsg4/6) and with connect() + send()
 // (glibc's way: connect4/6 + recvmsg4/6), IPv4, IPv6 and IPv4 on an AF_INET6
-// socket. A pod without DNS capture, the proxy's own DNS, a process outside
-// any pod, loopback DNS and TCP are untouched: they reach the real server
-// (a test DNS server on another pod's IP:53).
+// socket. A pod without DNS capture, the proxy's own DNS and a process outside
+// any pod are untouched: they reach the real server (a test DNS server on
+// another pod's IP:53). As in Istio's dns golden, a resolver on loopback
+// (127.0.0.53-style) is captured too, and TCP to port 53 goes to the DNS
+// listener's port (not to 15001).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +49,7 @@ async function dnsServer(pod: Pod, binds: string[], answers: [string, string], w
 const listenerA = await dnsServer(a, ['127.0.0.1:15053', '[::1]:15053'], [PROXY_A, PROXY_AAAA], PROXY);
 const listenerB = await dnsServer(b, ['127.0.0.1:15053', '[::1]:15053'], [PROXY_A, PROXY_AAAA], PROXY);
 const real = await dnsServer(r, [hostPort(r.ipv4, 53), hostPort(r.ipv6, 53)], [REAL_A, REAL_AAAA], { uid: 0, gid: 0 });
-// A stub resolver on A's loopback (like 127.0.0.53): loopback DNS is never captured.
+// A stub resolver on A's loopback (like 127.0.0.53): Istio's rules capture what is sent to it.
 const stubA = await dnsServer(a, ['127.0.0.1:53', '[::1]:53'], [REAL_A, REAL_AAAA], { uid: 0, gid: 0 });
 
 interface QueryOut {
@@ -183,20 +185,20 @@ for (const f of families) {
   }
 }
 
-t.test('DNS untouched: a stub resolver on loopback port 53 in a pod with capture', async (t) => {
-  for (const [server, type, answer] of [['127.0.0.1:53', 'A', REAL_A], ['[::1]:53', 'AAAA', REAL_AAAA]] as const) {
+t.test('DNS to a resolver on loopback port 53 in a pod with capture goes to the DNS listener (Istio: ISTIO_OUTPUT_DNS precedes -d 127.0.0.1 -j RETURN)', async (t) => {
+  for (const [server, type, answer] of [['127.0.0.1:53', 'A', PROXY_A], ['[::1]:53', 'AAAA', PROXY_AAAA]] as const) {
     for (const mode of ['sendto', 'connect'] as const) {
       const m = marks();
       const before = await counters(node);
       const { res, out } = await query(a, server, { mode, type, who: APP });
       t.equal(res.exitCode, 0, describe(res));
-      t.equal(out.answer, answer);
-      t.equal(out.from, server);
-      const g = await got(m, { stubA: 1 });
-      t.equal(g.stubA.length, 1, `${server} ${mode}: the stub got it`);
-      t.equal(g.listenerA.length, 0, 'not the DNS listener');
+      t.equal(out.answer, answer, `${server} ${mode}: the DNS listener answered`);
+      t.equal(out.from, server, 'the reply shows the resolver asked');
+      const g = await got(m, { listenerA: 1 });
+      t.equal(g.listenerA.length, 1, `${server} ${mode}: the listener got it`);
+      t.equal(g.stubA.length, 0, 'not the stub');
       const d = delta(before, await counters(node));
-      t.notOk(d.dns_redirected, JSON.stringify(d));
+      t.equal(d.dns_redirected, 1, JSON.stringify(d));
     }
   }
 });
@@ -226,14 +228,25 @@ t.test('DNS capture: only port 53, and the listener port follows ml_settings.dns
   t.equal(d.dns_reply_rewritten, 2);
 });
 
-t.test('DNS capture leaves TCP to port 53 to the outbound rules (redirected to 15001 like any TCP)', async (t) => {
-  const before = await counters(node);
-  // No outbound listener runs in A: the redirected TCP connect is refused by 127.0.0.1:15001.
+t.test('DNS capture sends TCP to port 53 to the DNS listener\'s port, as Istio\'s dns golden (-p tcp --dport 53 -j REDIRECT --to-ports 15053)', async (t) => {
   const mlpeer = await buildTool('mlpeer');
-  const res = await a.run(mlpeer, ['client', '--connect', hostPort(r.ipv4, 53), '--bytes', '10', '--timeout-ms', '3000'], APP);
+  // A TCP listener on 127.0.0.1:15053 as the proxy (mldns is UDP only): it echoes, and reads SO_ORIGINAL_DST.
+  const tcp = await a.spawn(mlpeer, ['server', '--port', '15053', '--family', '4', '--bind4', '127.0.0.1', '--idle-timeout-ms', '20000', '--lifetime-ms', '120000'], PROXY);
+  t.teardown(() => tcp.kill());
+  await tcp.waitForJson((e) => e['event'] === 'listening');
+  for (const [dst, app] of [[hostPort(r.ipv4, 53), APP], ['127.0.0.53:53', APP]] as const) {
+    const before = await counters(node);
+    const res = await a.run(mlpeer, ['client', '--connect', dst, '--bytes', '10', '--half-close', '--timeout-ms', '3000'], app);
+    t.equal(res.exitCode, 0, describe(res));
+    const d = delta(before, await counters(node));
+    t.equal(d.dns_redirected, 1, `${dst}: TCP 53 redirected to the DNS listener (${JSON.stringify(d)})`);
+    t.notOk(d.connect4_redirect_out, 'not to 15001');
+  }
+  // The proxy's own TCP 53 is its upstream: untouched (no server there: refused, not redirected).
+  const before = await counters(node);
+  await a.run(mlpeer, ['client', '--connect', hostPort(r.ipv4, 53), '--bytes', '10', '--timeout-ms', '2000'], PROXY);
   const d = delta(before, await counters(node));
-  t.equal(d.connect4_redirect_out, 1, `TCP 53 follows the outbound rules (${JSON.stringify(d)}; ${describe(res)})`);
-  t.notOk(d.dns_redirected, 'not a DNS redirect');
+  t.notOk(d.dns_redirected, `the proxy's TCP 53 is not captured: ${JSON.stringify(d)}`);
 });
 
 t.test('glibc\'s resolver (getent, connected UDP socket, A and AAAA in parallel) in a pod with capture gets the proxy\'s answers', async (t) => {

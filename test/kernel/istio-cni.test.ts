@@ -16,7 +16,6 @@
 // IPv4 from the goldens as they are. They hold no ip6tables rules (Istio's
 // test ran with IPv6 off), so the IPv6 rules are derived from them the way
 // istio-iptables builds its IPv6 set (see v6Counterpart) and marked as such.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import type { JsonObject, Pod, SpawnedProcess } from '../../testing/sandbox/node.js';
@@ -25,74 +24,20 @@ import type { InterceptionConfig } from '../../src/bpf/pod-config.js';
 import { collectStatus, nodeMode, renderStatus } from '../../src/install/status.js';
 import { interceptionFromAnnotations } from '../../src/mesh/index.js';
 import { STATE_VERSION, writeRecord } from '../../src/node/records.js';
-import { run } from '../../src/sys/exec.js';
-import { parseNatSave, probeIstioRules } from '../../src/sys/iptables.js';
-import { upstreamFixtures } from '../helpers/paths.js';
+import { probeIstioRules } from '../../src/sys/iptables.js';
+import { GOLDEN_ANNOTATIONS, applyGolden, inNetns } from '../helpers/istio-golden.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, install, register, startInboundProxy, startServer, summary, until, type Counters } from '../helpers/datapath.js';
 
 requireRoot('the istio-cni coexistence test');
-const GOLDEN_DIR = join(upstreamFixtures, 'istio-plugin-iptables-golden');
-const STATUS = { 'sidecar.istio.io/status': '{"initContainers":["istio-validation","istio-proxy"],"containers":null,"volumes":["istio-envoy"]}' };
-/** The annotations Istio's plugin test used to produce each golden (istio/istio cni/pkg/plugin). */
+/** The goldens used here, with the annotations that produced them. */
 const GOLDENS = {
-  basic: { file: 'basic.txt.golden', annotations: { ...STATUS } },
-  ports: {
-    file: 'include-exclude-ports.txt.golden',
-    annotations: {
-      ...STATUS,
-      'traffic.sidecar.istio.io/includeInboundPorts': '1111,2222',
-      'traffic.sidecar.istio.io/excludeInboundPorts': '3333,4444',
-      'traffic.sidecar.istio.io/excludeOutboundPorts': '5555,6666',
-    },
-  },
+  basic: { file: 'basic.txt.golden', annotations: GOLDEN_ANNOTATIONS['basic.txt.golden'] },
+  ports: { file: 'include-exclude-ports.txt.golden', annotations: GOLDEN_ANNOTATIONS['include-exclude-ports.txt.golden'] },
 } as const;
 
 const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlkic', 150);
 const stateDir = join(node.stateDir, 'meshlane-state');
-
-/** Run a command inside the pod's netns as istio-cni does (nsenter, argv, bounded). */
-async function inNetns(pod: Pod, cmd: string, args: string[], input?: string): Promise<string> {
-  const r = await run('nsenter', [`--net=${pod.netnsPath}`, '--', cmd, ...args], { timeoutMs: 10_000, ...(input !== undefined ? { input } : {}) });
-  return r.stdout;
-}
-
-/** The golden's rule lines (what iptables-restore must keep, all of them). */
-function goldenRules(text: string): string[] {
-  return text.split('\n').filter((l) => /^-[AI] /.test(l));
-}
-
-/**
- * Istio writes the same rules with ip6tables for a pod with IPv6 (istio-iptables
- * builds both from one rule list, with ::1/128 for 127.0.0.1/32 and ::6/128 for
- * the 127.0.0.6/32 passthrough). The goldens were generated with IPv6 off, so
- * the IPv6 set here is DERIVED from them by exactly that substitution.
- */
-function v6Counterpart(text: string): string {
-  const out = text.replaceAll('127.0.0.1/32', '::1/128').replaceAll('127.0.0.6/32', '::6/128');
-  if (/\d+\.\d+\.\d+\.\d+/.test(out)) throw new Error('the golden holds an IPv4 literal without an IPv6 counterpart');
-  return out;
-}
-
-interface Applied { pod: string; file: string; family: 4 | 6; golden: number; inNetns: number; hooked: string[] }
-
-/**
- * Apply a golden in the pod's netns. The goldens are the exact input istio-cni
- * gives `iptables-restore --noflush` (its "restore" format: `* nat`, `-N`
- * chain lines, `-A`/`-I` rules, `COMMIT`), so they go in verbatim; the check
- * afterwards is that the netns holds exactly as many rules as the golden has.
- * Then the derived IPv6 set through ip6tables-restore.
- */
-async function applyGolden(pod: Pod, file: string): Promise<Applied[]> {
-  const text = readFileSync(join(GOLDEN_DIR, file), 'utf8');
-  const out: Applied[] = [];
-  for (const [family, restore, save, input] of [[4, 'iptables-restore', 'iptables-save', text], [6, 'ip6tables-restore', 'ip6tables-save', v6Counterpart(text)]] as const) {
-    await inNetns(pod, restore, ['--noflush'], input);
-    const saved = await inNetns(pod, save, ['-t', 'nat']);
-    out.push({ pod: pod.name, file, family, golden: goldenRules(input).length, inNetns: saved.split('\n').filter((l) => l.startsWith('-A ')).length, hooked: parseNatSave(saved).hooked });
-  }
-  return out;
-}
 
 /** Packets that hit REDIRECT rules of `chain` in the pod's nat table (= connections, nat sees the first packet only). */
 async function natHits(pod: Pod, chain: string, family: 4 | 6 = 4): Promise<number> {
@@ -376,22 +321,26 @@ void t.test('phase 1: eBPF attached on top of Istio\'s rules', async (t) => {
       t.notOk(dd.getsockopt_miss);
     });
   }
-  await t.test('the proxy calling its own pod IP: meshlane passes it, Istio\'s rule sends it to 15006, conntrack answers', async (t) => {
-    // docs/datapath.md, deliberate difference: meshlane leaves proxy -> own pod alone; beside
-    // istio-cni, ISTIO_OUTPUT (-o lo ! -d 127.0.0.1 --uid-owner 1337 -j ISTIO_IN_REDIRECT) still applies.
+  await t.test('the proxy calling its own pod IP: meshlane sends it to its own 15006 first (Istio\'s uid rule), Istio\'s rules leave it alone', async (t) => {
+    // ISTIO_OUTPUT: -o lo ! -d 127.0.0.1/32 -p tcp ! --dport 15008 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT.
+    // meshlane does it at connect() (-> 127.0.0.1:15006); Istio's rules then see 127.0.0.1 and RETURN.
     const before = await counters(node);
     const from = mark();
     const r = await a.run(mlpeer, ['client', '--connect', `${a.ipv4}:8080`, '--bytes', '2000', '--half-close', '--timeout-ms', '10000'], PROXY);
     t.equal(r.exitCode, 0, describe(r));
     const s = summary(r);
+    t.equal(s['peer'], '127.0.0.1:15006', 'redirected by meshlane at connect()');
     const acc = await proxyA.waitForJson((ev) => ev['event'] === 'accept' && ev['peer'] === s['local'], { timeoutMs: 3000, from: from.get(proxyA) });
     t.equal(acc['listener'], 15006);
-    t.equal(acc['orig_dst'], `${a.ipv4}:8080`, 'the kernel\'s (conntrack\'s) answer, left alone by meshlane');
+    t.equal(acc['orig_dst'], `${a.ipv4}:8080`, 'meshlane\'s answer');
     const close = await proxyA.waitForJson((ev) => ev['event'] === 'close' && ev['peer'] === s['local'], { timeoutMs: 5000, from: from.get(proxyA) });
     t.match(String(close['upstream_local']), /^127\.0\.0\.6:/);
     await srvA.waitForJson((ev) => ev['event'] === 'close' && ev['peer'] === close['upstream_local'], { timeoutMs: 3000, from: from.get(srvA) });
     const dd = delta(before, await counters(node));
-    t.same(dd, { connect4_pass: 2, getsockopt_miss: 1 }, `own-pod call and the passthrough passed, getsockopt not ours: ${JSON.stringify(dd)}`);
+    t.equal(dd.connect4_redirect_in, 1, `own-pod call redirected once: ${JSON.stringify(dd)}`);
+    t.equal(dd.connect4_pass, 1, 'the passthrough passed');
+    t.equal(dd.getsockopt_answered, 1, 'answered by meshlane');
+    t.notOk(dd.getsockopt_miss, 'no miss');
   });
   await t.test('100 concurrent connections through both proxies', async (t) => {
     const before = await counters(node);

@@ -6,6 +6,7 @@ import {
   AnnotationError,
   MAX_ERROR_VALUE,
   interceptionFromAnnotations,
+  interceptionMode,
   normalizeCidr,
   parseCidrList,
   parseInterceptionAnnotations,
@@ -60,10 +61,11 @@ t.test('the example of the brief', async (t) => {
 t.test('"*"', async (t) => {
   t.equal(cfg({ [A.includeOutboundIPRanges]: '*' }).includeOutboundCidrs, '*');
   t.equal(cfg({ [A.includeOutboundIPRanges]: ' * ' }).includeOutboundCidrs, '*');
-  // Merbridge excluded nothing here; '*' must exclude every address.
-  const ex = cfg({ [A.excludeOutboundIPRanges]: '*' });
-  t.equal(ex.excludeOutboundCidrs, '*');
-  t.ok(encodePodConfig(ex).flags & 4, 'OUT_CIDRS_EXCL_ALL set');
+  // Merbridge excluded nothing here; istio-cni refuses '*' (ValidateExcludeIPRanges), and so does meshlane.
+  throwsAnnotation(t, { [A.excludeOutboundIPRanges]: '*' }, A.excludeOutboundIPRanges, /"\*" is not a CIDR \(istio-cni refuses it as well\)/);
+  throwsAnnotation(t, { [A.excludeOutboundIPRanges]: ' * ' }, A.excludeOutboundIPRanges, /is not a CIDR/);
+  // The datapath still honours the flag when a config carries it.
+  t.ok(encodePodConfig({ ...cfg({}), excludeOutboundCidrs: '*' }).flags & 4, 'OUT_CIDRS_EXCL_ALL set');
   t.equal(cfg({ [A.includeInboundPorts]: '*' }).includeInboundPorts, '*');
   for (const key of [A.excludeInboundPorts, A.includeOutboundPorts, A.excludeOutboundPorts]) {
     throwsAnnotation(t, { [key]: '*' }, key, /"\*" is accepted only by includeInboundPorts/, key);
@@ -236,6 +238,9 @@ t.test('huge, non-string and hostile values', async (t) => {
 t.test('interception mode', async (t) => {
   t.equal(parseInterceptionAnnotations({ [A.interceptionMode]: 'REDIRECT' }).mode, 'REDIRECT');
   throwsAnnotation(t, { [A.interceptionMode]: 'TPROXY' }, A.interceptionMode, /"TPROXY" is not supported by meshlane yet/);
+  t.equal(interceptionMode({ [A.interceptionMode]: 'TPROXY' }), 'TPROXY');
+  t.equal(interceptionMode({}), 'REDIRECT');
+  t.throws(() => interceptionMode({ [A.interceptionMode]: 'tproxy' }), /is not a valid interception mode/);
   throwsAnnotation(t, { [A.interceptionMode]: 'NONE' }, A.interceptionMode, /is not a valid interception mode: REDIRECT or TPROXY/);
   throwsAnnotation(t, { [A.interceptionMode]: 'redirect' }, A.interceptionMode, /is not a valid interception mode/, 'case matters, as in istio-cni');
   throwsAnnotation(t, { [A.interceptionMode]: '' }, A.interceptionMode, /is not a valid interception mode/);

@@ -18,6 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
+// netfilter's original-destination options (linux/netfilter_ipv4.h, ip6_tables.h).
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+
 #define TOOL_FN static __attribute__((unused))
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -149,6 +157,22 @@ TOOL_FN int connect_timeout(int fd, const struct sockaddr *sa, socklen_t sl, int
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) return -1;
   if (err != 0) { errno = err; return -1; }
   return 0;
+}
+
+// A socket bound to ip:port (TCP listening, backlog 1024, or UDP), SO_REUSEADDR,
+// IPV6_V6ONLY for an IPv6 address. Exits with a message naming `tool` on failure.
+TOOL_FN int bound_socket(const char *tool, const char *ip, int port, int type) {
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  if (parse_ip(ip, (unsigned)port, &ss, &sl) != 0) { fprintf(stderr, "%s: bad address %s\n", tool, ip); exit(2); }
+  int fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) { fprintf(stderr, "%s: socket: %s\n", tool, strerror(errno)); exit(1); }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) { fprintf(stderr, "%s: bind %s port %d: %s\n", tool, ip, port, strerror(errno)); exit(1); }
+  if (type == SOCK_STREAM && listen(fd, 1024) != 0) { fprintf(stderr, "%s: listen: %s\n", tool, strerror(errno)); exit(1); }
+  return fd;
 }
 
 // The deterministic test pattern: byte at stream offset i.

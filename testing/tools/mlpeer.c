@@ -102,16 +102,7 @@ static void *srv_conn(void *arg) {
 }
 
 static int srv_listen(const char *ip, int port) {
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  if (parse_ip(ip, (unsigned)port, &ss, &sl) != 0) { fprintf(stderr, "mlpeer: bad address %s\n", ip); exit(2); }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) { perror("mlpeer: socket"); exit(1); }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (ss.ss_family == AF_INET6) setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) { fprintf(stderr, "mlpeer: bind %s port %d: %s\n", ip, port, strerror(errno)); exit(1); }
-  if (listen(fd, 1024) != 0) { perror("mlpeer: listen"); exit(1); }
+  int fd = bound_socket("mlpeer", ip, port, SOCK_STREAM);
   set_nonblock(fd, 1);
   return fd;
 }

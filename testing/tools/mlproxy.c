@@ -29,12 +29,6 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
-#ifndef IP6T_SO_ORIGINAL_DST
-#define IP6T_SO_ORIGINAL_DST 80
-#endif
 
 static int connect_timeout_ms = 5000;
 static int listen_ports[2] = {15001, 15006};
@@ -212,22 +206,7 @@ static void *serve(void *arg) {
 }
 
 static int listen_on(const char *ip, int port) {
-  struct sockaddr_storage ss;
-  socklen_t sl;
-  if (parse_ip(ip, (unsigned)port, &ss, &sl) != 0) {
-    fprintf(stderr, "mlproxy: bad address %s\n", ip);
-    exit(2);
-  }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) { perror("mlproxy: socket"); exit(1); }
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (ss.ss_family == AF_INET6) setsockopt(fd, SOL_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-    fprintf(stderr, "mlproxy: bind %s port %d: %s\n", ip, port, strerror(errno));
-    exit(1);
-  }
-  if (listen(fd, 1024) != 0) { perror("mlproxy: listen"); exit(1); }
+  int fd = bound_socket("mlproxy", ip, port, SOCK_STREAM);
   set_nonblock(fd, 1);
   return fd;
 }
