@@ -18,6 +18,7 @@ import { isBpffs, isCgroup2 } from '../sys/fsinfo.js';
 import { bpftool, cgroupShow, progShow, type CgroupAttachment } from './bpftool.js';
 import { DatapathError, loadFailure } from './errors.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths } from './names.js';
+import { errorMessage } from '../describe-error.js';
 
 export interface DatapathLocation {
   /** Where everything is pinned, on a bpffs mount (e.g. /sys/fs/bpf/meshlane). */
@@ -69,7 +70,7 @@ async function attachedOnCgroup(cgroupDir: string): Promise<CgroupAttachment[]> 
   try {
     return await cgroupShow(cgroupDir);
   } catch (err) {
-    throw new DatapathError(`cannot list the programs attached to ${cgroupDir}: ${(err as Error).message}`, { cause: err });
+    throw new DatapathError(`cannot list the programs attached to ${cgroupDir}: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -131,7 +132,7 @@ async function attachFrom(progsDir: string, loc: DatapathLocation): Promise<{ at
     if (id === undefined) throw new DatapathError(`program ${p.name} is not pinned in ${progsDir}`);
     if (!current.some((a) => a.id === id)) {
       await bpftool(['cgroup', 'attach', loc.cgroupDir, p.attachType, 'pinned', join(progsDir, p.name), 'multi']).catch((err: unknown) => {
-        throw new DatapathError(`attaching ${p.name} (${p.attachType}) to ${loc.cgroupDir} failed: ${(err as Error).message}`, { cause: err });
+        throw new DatapathError(`attaching ${p.name} (${p.attachType}) to ${loc.cgroupDir} failed: ${errorMessage(err)}`, { cause: err });
       });
       attached.push(`${p.attachType}:${p.name}`);
     }

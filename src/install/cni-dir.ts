@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/atomic-write.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { CNI_CONFIG_EXTENSIONS, fileExtension, type ConfigFile } from './cniconf/files.js';
+import { errnoOf, errorMessage } from '../describe-error.js';
 
 /** A config larger than this is not a CNI config; it is skipped rather than read. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -23,7 +24,7 @@ export function readConfigFiles(dir: string): DirListing {
   try {
     names = readdirSync(dir);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { files, unreadable };
+    if (errnoOf(err) === 'ENOENT') return { files, unreadable };
     throw err;
   }
   for (const name of names) {
@@ -38,7 +39,7 @@ export function readConfigFiles(dir: string): DirListing {
       }
       files.push({ name, bytes: readFileSync(path) });
     } catch (err) {
-      unreadable.push({ name, reason: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
+      unreadable.push({ name, reason: errnoOf(err) ?? errorMessage(err) });
     }
   }
   return { files, unreadable };

@@ -26,6 +26,7 @@ import { originalToKeep, planRestore, type RestorePlan } from './cniconf/restore
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
 import type { InstallOptions } from './options.js';
+import { errorMessage } from '../describe-error.js';
 
 export const PLUGIN_NAME = 'meshlane';
 
@@ -230,7 +231,7 @@ export class Installer {
         const removed = await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false);
         if (removed.length > 0) this.env.log.info('inbound programs detached', { pod: `${rec.namespace}/${rec.name}`, removed });
       } catch (err) {
-        warnings.push(`could not detach the inbound programs of pod ${rec.namespace}/${rec.name} (${rec.netns} ${rec.ifname}): ${(err as Error).message}`);
+        warnings.push(`could not detach the inbound programs of pod ${rec.namespace}/${rec.name} (${rec.netns} ${rec.ifname}): ${errorMessage(err)}`);
       }
     }
     const detached = await removeDatapath(this.loc);

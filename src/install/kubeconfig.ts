@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { join } from 'node:path';
+import { errnoOf } from '../describe-error.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -52,7 +53,7 @@ export function kubeconfigFromServiceAccount(env: Readonly<Record<string, string
   try {
     token = readFileSync(join(saDir, 'token'), 'utf8').trim();
   } catch (err) {
-    throw new ServiceAccountError(`cannot read the service account token in ${saDir}: ${(err as NodeJS.ErrnoException).code ?? 'error'}; mount the service account (automountServiceAccountToken)`);
+    throw new ServiceAccountError(`cannot read the service account token in ${saDir}: ${errnoOf(err) ?? 'error'}; mount the service account (automountServiceAccountToken)`);
   }
   if (token === '') throw new ServiceAccountError(`the service account token in ${saDir} is empty`);
   let caPem: Buffer;
@@ -60,7 +61,7 @@ export function kubeconfigFromServiceAccount(env: Readonly<Record<string, string
     caPem = readFileSync(join(saDir, 'ca.crt'));
   } catch (err) {
     // No silent fallback to an unverified connection: the token would go to whoever answers.
-    throw new ServiceAccountError(`cannot read the cluster CA ${join(saDir, 'ca.crt')}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new ServiceAccountError(`cannot read the cluster CA ${join(saDir, 'ca.crt')}: ${errnoOf(err) ?? 'error'}`);
   }
   return { server, token, caPem };
 }

@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Installer, PassResult } from './installer.js';
 import type { ReconcileTotals } from './reconcile.js';
+import { errorMessage } from '../describe-error.js';
 
 export interface LoopState {
   live: boolean;
@@ -69,7 +70,7 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
       watcher.on('error', () => poke());
     } catch (err) {
       watcher = undefined;
-      log.warn('cannot watch the CNI config dir; checking on a timer only', { dir: installer.opts.cniNetDir, error: (err as Error).message });
+      log.warn('cannot watch the CNI config dir; checking on a timer only', { dir: installer.opts.cniNetDir, error: errorMessage(err) });
     }
   };
   state.live = true;
@@ -103,8 +104,8 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
         }
       } catch (err) {
         state.ready = false;
-        state.reason = `install pass failed: ${(err as Error).message}`;
-        log.error('install pass failed; retrying', { error: (err as Error).message });
+        state.reason = `install pass failed: ${errorMessage(err)}`;
+        log.error('install pass failed; retrying', { error: errorMessage(err) });
       }
       opts.onState?.(state);
       if (opts.signal.aborted) break;

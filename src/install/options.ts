@@ -4,6 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../usage-error.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../log/logger.js';
+import { errorMessage } from '../describe-error.js';
 
 export interface InstallOptions {
   cniNetDir: string;
@@ -119,7 +120,7 @@ export function parseOptions(args: readonly string[], env: Readonly<Record<strin
       strict: true,
     }).values as Record<string, string | boolean | undefined>;
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(errorMessage(err));
   }
   const raw = (flag: string): string | undefined => {
     const spec = SPECS.find((s) => s.flag === flag);

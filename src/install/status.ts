@@ -13,6 +13,7 @@ import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
 import { readTotals, totalsPath, type ReconcileTotals } from './reconcile.js';
 import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
+import { errorMessage } from '../describe-error.js';
 
 export const STATUS_VERSION = 1;
 
@@ -117,7 +118,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     node: { mode: 'no-pods', podsWithIstioRules: 0, podsWithoutIstioRules: 0, podsUnknown: 0 },
   };
   const attached = existsSync(cgroupRoot) ? await attachedPrograms(cgroupRoot).catch((e: unknown) => {
-    problems.push(`cannot list programs on ${cgroupRoot}: ${(e as Error).message}`);
+    problems.push(`cannot list programs on ${cgroupRoot}: ${errorMessage(e)}`);
     return [];
   }) : [];
   const pinnedProgs = existsSync(p.progs) ? readdirSync(p.progs) : [];
@@ -214,7 +215,7 @@ async function probeAll(records: readonly AttachmentRecord[], concurrency = 8): 
   const worker = async (): Promise<void> => {
     while (next < records.length) {
       const i = next++;
-      out[i] = await probeIstioRules(records[i]?.netns).catch((e: unknown) => ({ state: 'unknown' as const, hooked: [], detail: (e as Error).message }));
+      out[i] = await probeIstioRules(records[i]?.netns).catch((e: unknown) => ({ state: 'unknown' as const, hooked: [], detail: errorMessage(e) }));
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, records.length) }, worker));

@@ -11,6 +11,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { INSTALLER_HINT, KubeconfigError } from './errors.js';
 import { isJsonObject as isObj } from '../json/value.js';
+import { errnoOf } from '../describe-error.js';
 
 export interface KubeAccess {
   /** The API server, always https:. Its path (a proxy prefix) is kept. */
@@ -46,12 +47,6 @@ function quote(s: string): string {
   return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);
 }
 
-function errnoCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string'
-    ? (err as { code: string }).code
-    : undefined;
-}
-
 /** Read a small file, or throw a KubeconfigError naming `what` and the path (never its content). */
 async function readSmallFile(path: string, what: string, field: string | undefined, limit: number): Promise<Buffer> {
   try {
@@ -63,7 +58,7 @@ async function readSmallFile(path: string, what: string, field: string | undefin
     return data;
   } catch (err) {
     if (err instanceof KubeconfigError) throw err;
-    const code = errnoCode(err) ?? 'unknown error';
+    const code = errnoOf(err) ?? 'unknown error';
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       throw new KubeconfigError('missing', path, `${what} ${path} does not exist (${code})`, field);
     }

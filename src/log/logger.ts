@@ -13,6 +13,7 @@ import { closeSync, fstatSync, openSync, statSync, writeSync, type Stats } from 
 import { dirname } from 'node:path';
 import { mkdirp } from '../sys/mkdirp.js';
 import { redact } from './redact.js';
+import { errnoOf, errorMessage } from '../describe-error.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -69,11 +70,6 @@ function isStdio(st: Stats): boolean {
   });
 }
 
-function describeError(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e && typeof e === 'object' && typeof e.message === 'string' ? e.message : String(err);
-}
-
 /**
  * Check `file` and open it for appending. Throws LogFileRefused for a path that
  * is not (and cannot become) a regular file or that is stdout/stderr; returns
@@ -95,7 +91,7 @@ export function openLogFile(file: string): number | string {
     mkdirp(dirname(file));
     fd = openSync(file, 'a', 0o600);
   } catch (err) {
-    return describeError(err);
+    return errorMessage(err);
   }
   const st = fstatOrUndefined(fd);
   if (!st || !st.isFile() || isStdio(st)) {
@@ -132,7 +128,7 @@ class Sinks {
         } catch {
           // already unusable
         }
-        this.note(`meshlane: cannot write the log file ${this.#file ?? ''} (${describeError(err)}); logging to stderr only`);
+        this.note(`meshlane: cannot write the log file ${this.#file ?? ''} (${errorMessage(err)}); logging to stderr only`);
       }
     }
     if (this.#stderr) this.toStderr(line);
@@ -173,7 +169,7 @@ function writeAllSync(fd: number, text: string): void {
     try {
       off += writeSync(fd, bytes, off, bytes.length - off);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++again > 1000) throw err;
+      if (errnoOf(err) !== 'EAGAIN' || ++again > 1000) throw err;
     }
   }
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { InterceptionConfig } from '../bpf/pod-config.js';
 import { writeFileAtomic } from '../sys/atomic-write.js';
 import { mkdirp } from '../sys/mkdirp.js';
+import { errnoOf, errorMessage } from '../describe-error.js';
 
 export const STATE_VERSION = 1;
 
@@ -54,7 +55,7 @@ export function recordsPossible(stateDir: string): boolean {
   try {
     return statSync(attachmentsDir(stateDir)).isDirectory();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoOf(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return false;
     throw err;
   }
@@ -81,7 +82,7 @@ export function readRecord(stateDir: string, containerId: string, ifname: string
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (errnoOf(err) === 'ENOENT') return undefined;
     throw err;
   }
   let parsed: unknown;
@@ -111,7 +112,7 @@ export function listRecords(stateDir: string): { records: AttachmentRecord[]; pr
       const rec = readRecord(stateDir, m[1] ?? '', m[2] ?? '');
       if (rec) records.push(rec);
     } catch (err) {
-      problems.push((err as Error).message);
+      problems.push(errorMessage(err));
     }
   }
   return { records, problems };

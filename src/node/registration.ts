@@ -14,6 +14,7 @@ import type { NodePaths } from './paths.js';
 import { datapathInstalled } from './datapath.js';
 import { PluginErrorCode } from './errors.js';
 import { STATE_VERSION, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './records.js';
+import { errorMessage } from '../describe-error.js';
 
 /** The pod interface one registration is for: what the runtime names in CNI_* (or the CRI says). */
 export interface Attachment {
@@ -101,16 +102,16 @@ export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord,
   try {
     writeRecord(conf.stateDir, rec);
   } catch (err) {
-    throw new CniError(PluginErrorCode.StateDir, `cannot write the attachment record in ${conf.stateDir}: ${(err as Error).message}`, 'state_dir must be a writable host directory');
+    throw new CniError(PluginErrorCode.StateDir, `cannot write the attachment record in ${conf.stateDir}: ${errorMessage(err)}`, 'state_dir must be a writable host directory');
   }
   const reg = registrationOf(rec);
   try {
     await registerPod(conf.bpfPinDir, reg);
   } catch (err) {
-    log.error('registration failed; rolling back', { error: (err as Error).message });
-    await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: (e as Error).message }));
+    log.error('registration failed; rolling back', { error: errorMessage(err) });
+    await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: errorMessage(e) }));
     removeRecord(conf.stateDir, rec.containerId, rec.ifname);
-    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot register pod ${rec.namespace}/${rec.name} in the BPF maps under ${conf.bpfPinDir}`, (err as Error).message);
+    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot register pod ${rec.namespace}/${rec.name} in the BPF maps under ${conf.bpfPinDir}`, errorMessage(err));
   }
   // Cross-node inbound: tc programs on the pod interface. A failure undoes the whole ADD.
   try {
@@ -121,11 +122,11 @@ export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord,
     rec.tc = { attached: true, addedClsact: res.addedClsact || (rec.tc?.addedClsact ?? false) };
     writeRecord(conf.stateDir, rec);
   } catch (err) {
-    log.error('attaching the inbound programs failed; rolling back', { error: (err as Error).message });
-    await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false).catch((e: unknown) => log.error('rollback of the tc filters failed', { error: (e as Error).message }));
-    await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: (e as Error).message }));
+    log.error('attaching the inbound programs failed; rolling back', { error: errorMessage(err) });
+    await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false).catch((e: unknown) => log.error('rollback of the tc filters failed', { error: errorMessage(e) }));
+    await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: errorMessage(e) }));
     removeRecord(conf.stateDir, rec.containerId, rec.ifname);
-    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot attach the inbound programs to ${rec.ifname} of pod ${rec.namespace}/${rec.name}`, (err as Error).message);
+    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot attach the inbound programs to ${rec.ifname} of pod ${rec.namespace}/${rec.name}`, errorMessage(err));
   }
 }
 
@@ -142,13 +143,13 @@ export async function unregisterAttachment(conf: NodePaths, rec: AttachmentRecor
     await detachAttachment(rec, log);
   } catch (err) {
     // DEL must not keep a pod from going away; the pod's netns goes with it.
-    log.warn('detaching the inbound programs failed; going on with DEL', { error: (err as Error).message, netns: rec.netns, ifname: rec.ifname });
+    log.warn('detaching the inbound programs failed; going on with DEL', { error: errorMessage(err), netns: rec.netns, ifname: rec.ifname });
   }
   if (datapathInstalled(conf.bpfPinDir)) {
     try {
       await unregisterPod(conf.bpfPinDir, { cgroupId: BigInt(rec.cgroupId), ipv4: rec.ipv4, ipv6: rec.ipv6 });
     } catch (err) {
-      throw new CniError(PluginErrorCode.RegistrationFailed, `cannot remove pod ${rec.namespace}/${rec.name} from the BPF maps under ${conf.bpfPinDir}`, (err as Error).message);
+      throw new CniError(PluginErrorCode.RegistrationFailed, `cannot remove pod ${rec.namespace}/${rec.name} from the BPF maps under ${conf.bpfPinDir}`, errorMessage(err));
     }
   } else {
     log.info('the datapath is not installed: only the record is removed');
@@ -174,7 +175,7 @@ export async function registrationMatches(conf: NodePaths, rec: AttachmentRecord
   }
   if (rec.tc?.attached && rec.netns) {
     const filters = await inboundFilters({ netnsPath: rec.netns, ifname: rec.ifname }).catch((err: unknown) => {
-      throw new Error(`cannot list the tc filters on ${rec.ifname} in ${rec.netns}: ${(err as Error).message}`);
+      throw new Error(`cannot list the tc filters on ${rec.ifname} in ${rec.netns}: ${errorMessage(err)}`);
     });
     for (const want of TC_PROGRAMS) {
       if (!filters.some((f) => f.direction === want.direction && f.progName === want.name)) {

@@ -20,6 +20,7 @@ import { interceptionMode } from '../mesh/index.js';
 import { probeIstioRules } from '../sys/iptables.js';
 import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from '../node/registration.js';
 import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from '../node/records.js';
+import { errorMessage } from '../describe-error.js';
 
 const LOCK_TIMEOUT_MS = 20_000;
 
@@ -31,7 +32,7 @@ function lockPath(conf: PluginConfig): string {
 function stateError(conf: PluginConfig, err: unknown): CniError {
   return new CniError(
     PluginErrorCode.StateDir,
-    `cannot use the state dir ${conf.stateDir}: ${(err as Error).message}`,
+    `cannot use the state dir ${conf.stateDir}: ${errorMessage(err)}`,
     'the state dir must be a writable host directory (state_dir in the plugin config)',
   );
 }

@@ -11,6 +11,7 @@
 // it in that netns.
 import { existsSync } from 'node:fs';
 import { CommandError, run } from './exec.js';
+import { errorMessage } from '../describe-error.js';
 
 export type IstioRulesState = 'present' | 'absent' | 'unknown';
 
@@ -137,7 +138,7 @@ export async function probeIstioRules(netnsPath: string | undefined, opts: Probe
         found.push(`ISTIO_* chains without a hook in ${b.label} nat`);
       }
     } catch (err) {
-      failures.push(`${b.label}: ${err instanceof CommandError ? err.message.split('\n')[0] : (err as Error).message}`);
+      failures.push(`${b.label}: ${err instanceof CommandError ? err.message.split('\n')[0] : errorMessage(err)}`);
     }
   }
   if (hooked.length > 0) return { state: 'present', hooked, detail: found.join('; ') };

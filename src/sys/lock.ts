@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { processStartTime } from './proc.js';
+import { errnoOf } from '../describe-error.js';
 
 export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
@@ -57,7 +58,7 @@ function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (errnoOf(err) === 'ENOENT') return undefined;
     throw err;
   }
 }
@@ -71,7 +72,7 @@ function breakStale(path: string, seen: string): void {
   try {
     renameSync(path, aside);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // another contender broke it
+    if (errnoOf(err) === 'ENOENT') return; // another contender broke it
     throw err;
   }
   const moved = readText(aside);
@@ -80,7 +81,7 @@ function breakStale(path: string, seen: string): void {
     try {
       linkSync(aside, path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoOf(err) !== 'EEXIST') throw err;
     }
   }
   rmSync(aside, { force: true });
@@ -122,7 +123,7 @@ export async function acquireLock(path: string, timeoutMs: number): Promise<() =
         linkSync(temp, path);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (errnoOf(err) !== 'EEXIST') throw err;
       }
       const held = readText(path);
       if (held === undefined) continue; // released just now

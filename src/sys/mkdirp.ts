@@ -3,6 +3,7 @@
 // (e.g. under /proc), so a bad path from a config could hang a CNI call.
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { errnoOf } from '../describe-error.js';
 
 const MAX_DEPTH = 64;
 
@@ -14,7 +15,7 @@ export function mkdirp(path: string, mode = 0o755): void {
       if (statSync(p).isDirectory()) break;
       throw Object.assign(new Error(`${p} exists and is not a directory`), { code: 'ENOTDIR' });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (errnoOf(err) !== 'ENOENT') throw err;
     }
     missing.push(p);
     const parent = dirname(p);
@@ -25,7 +26,7 @@ export function mkdirp(path: string, mode = 0o755): void {
     try {
       mkdirSync(dir, { mode });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (errnoOf(err) !== 'EEXIST') throw err;
     }
   }
 }

@@ -3,6 +3,7 @@
 // a failure printed as one line (a usage mistake still exits 2).
 import { optionsHelp } from '../../install/options.js';
 import { UsageError, type CliCommand, type CliContext } from '../context.js';
+import { errorMessage } from '../../describe-error.js';
 
 type NodeRunner = (args: readonly string[], ctx: CliContext, flags: readonly string[]) => Promise<number>;
 
@@ -26,7 +27,7 @@ export function nodeCommand(spec: NodeCommandSpec): CliCommand {
         return await runner(args, ctx, spec.flags);
       } catch (err) {
         if (err instanceof UsageError) throw err;
-        ctx.stderr.write(`meshlane ${spec.name}: ${(err as Error).message}\n`);
+        ctx.stderr.write(`meshlane ${spec.name}: ${errorMessage(err)}\n`);
         return 1;
       }
     },

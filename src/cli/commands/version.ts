@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { COMMIT, VERSION } from '../../build-info.js';
 import { SUPPORTED_VERSIONS } from '../../cni/versions.js';
 import { UsageError, type CliCommand } from '../context.js';
+import { errorMessage } from '../../describe-error.js';
 
 export interface VersionInfo {
   version: string;
@@ -32,7 +33,7 @@ export const versionCommand: CliCommand = {
     try {
       json = parseArgs({ args: [...args], options: { json: { type: 'boolean' } }, allowPositionals: false }).values.json ?? false;
     } catch (err) {
-      throw new UsageError((err as Error).message);
+      throw new UsageError(errorMessage(err));
     }
     const info = versionInfo();
     ctx.stdout.write(
