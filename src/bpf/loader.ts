@@ -18,7 +18,7 @@ import { isBpffs, isCgroup2 } from '../sys/fsinfo.js';
 import { bpftool, cgroupShow, progShow, type CgroupAttachment } from './bpftool.js';
 import { DatapathError, loadFailure } from './errors.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths } from './names.js';
-import { errorMessage } from '../describe-error.js';
+import { errorMessage, isSystemError } from '../describe-error.js';
 
 export interface DatapathLocation {
   /** Where everything is pinned, on a bpffs mount (e.g. /sys/fs/bpf/meshlane). */
@@ -61,7 +61,8 @@ export function requireCgroup2(cgroupDir: string): void {
 function pinnedNames(dir: string): string[] {
   try {
     return readdirSync(dir);
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err; // not there (nothing pinned) or not readable
     return [];
   }
 }

@@ -44,7 +44,8 @@ export function decodeJson(bytes: Uint8Array, maxDepth: number = MAX_JSON_DEPTH)
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err; // what a fatal TextDecoder throws for bad bytes
     throw decodeError('network config is not valid UTF-8');
   }
   if (text.trim() === '') throw decodeError('network config is empty', 'stdin held no data');
@@ -118,7 +119,8 @@ export function peekVersion(bytes: Uint8Array): CniVersion | undefined {
     if (!isJsonObject(value)) return undefined;
     const version = value['cniVersion'];
     return isSupportedVersion(version) ? version : undefined;
-  } catch {
+  } catch (err) {
+    if (!(err instanceof CniError)) throw err;
     return undefined;
   }
 }

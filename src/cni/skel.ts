@@ -237,7 +237,8 @@ async function runVersion(io: CniIo, out: CniChannel, opts: SkelOptions, fields:
   if (!isTerminal(io.stdin)) {
     try {
       bytes = await readStdin(io.stdin);
-    } catch {
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err; // readStdin turns every read failure into one
       bytes = undefined;
     }
   }
@@ -247,7 +248,8 @@ async function runVersion(io: CniIo, out: CniChannel, opts: SkelOptions, fields:
     try {
       const value = decodeJson(bytes);
       if (isJsonObject(value)) config = value;
-    } catch {
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
       config = {};
     }
   }
@@ -289,6 +291,7 @@ function openLogger(
     try {
       return { log: opts.createLogger({}, fields), error };
     } catch {
+      // Any failure: the first one is already the call's error; the call still answers.
       return { log: silentLogger, error };
     }
   }
@@ -303,7 +306,8 @@ function fieldsForCall(rawCommand: string, env: CniEnv | undefined, raw: CniIo['
   if (!args) {
     try {
       args = parseCniArgs(raw['CNI_ARGS'] ?? '');
-    } catch {
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
       args = undefined;
     }
   }

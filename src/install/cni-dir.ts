@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../sys/atomic-write.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { CNI_CONFIG_EXTENSIONS, fileExtension, type ConfigFile } from './cniconf/files.js';
-import { errnoOf, errorMessage } from '../describe-error.js';
+import { errnoOf, errorMessage, isSystemError } from '../describe-error.js';
 
 /** A config larger than this is not a CNI config; it is skipped rather than read. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -54,7 +54,8 @@ export function writeConfig(dir: string, file: ConfigFile, mode: number): void {
 export function fileMode(dir: string, name: string, fallback = 0o644): number {
   try {
     return lstatSync(join(dir, name)).mode & 0o7777;
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
     return fallback;
   }
 }

@@ -26,7 +26,7 @@ import { originalToKeep, planRestore, type RestorePlan } from './cniconf/restore
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
 import type { InstallOptions } from './options.js';
-import { errorMessage } from '../describe-error.js';
+import { errorMessage, isSystemError } from '../describe-error.js';
 
 export const PLUGIN_NAME = 'meshlane';
 
@@ -123,7 +123,8 @@ export class Installer {
     let current: string | undefined;
     try {
       current = readFileSync(this.opts.kubeconfig, 'utf8');
-    } catch {
+    } catch (err) {
+      if (!isSystemError(err)) throw err; // not written yet, or unreadable: write it
       current = undefined;
     }
     if (current === text) return;

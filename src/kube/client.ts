@@ -123,7 +123,8 @@ function statusMessage(body: Buffer, token: string | undefined): string {
       const msg = (doc as Record<string, unknown>).message;
       if (typeof msg === 'string' && msg !== '') return `: ${scrub(msg, token)}`;
     }
-  } catch {
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
     // not JSON: say nothing of it
   }
   return '';
@@ -228,7 +229,8 @@ function attempt(p: AttemptParams): Promise<Outcome> {
         let doc: unknown;
         try {
           doc = JSON.parse(body.toString('utf8'));
-        } catch {
+        } catch (err) {
+          if (!(err instanceof SyntaxError)) throw err;
           return finish({ type: 'bad', status, detail: 'body is not valid JSON' });
         }
         const problem = notThePod(doc, p.namespace, p.name);

@@ -71,7 +71,8 @@ async function parseDocument(text: string, path: string): Promise<unknown> {
   if (text.trimStart().startsWith('{')) {
     try {
       return JSON.parse(text) as unknown;
-    } catch {
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
       // JSON-looking but not JSON: YAML (a superset) decides, and tells where.
     }
   }
@@ -214,7 +215,8 @@ export async function loadKubeconfig(path: string): Promise<KubeAccess> {
   let server: URL;
   try {
     server = new URL(serverText);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err; // what new URL() throws for a bad URL
     throw f.invalid(`${cf}.server`, 'is not a URL');
   }
   if (server.username !== '' || server.password !== '') throw f.invalid(`${cf}.server`, 'must not carry credentials');

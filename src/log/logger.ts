@@ -13,7 +13,7 @@ import { closeSync, fstatSync, openSync, statSync, writeSync, type Stats } from 
 import { dirname } from 'node:path';
 import { mkdirp } from '../sys/mkdirp.js';
 import { redact } from './redact.js';
-import { errnoOf, errorMessage } from '../describe-error.js';
+import { errnoOf, errorMessage, isSystemError } from '../describe-error.js';
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -57,7 +57,8 @@ export class LogFileRefused extends Error {
 function fstatOrUndefined(fd: number): Stats | undefined {
   try {
     return fstatSync(fd);
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err; // EBADF: that fd is closed
     return undefined;
   }
 }
@@ -79,8 +80,9 @@ export function openLogFile(file: string): number | string {
   let before: Stats | undefined;
   try {
     before = statSync(file);
-  } catch {
-    before = undefined; // missing: it becomes a regular file
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
+    before = undefined; // missing: it becomes a regular file (other failures show when it is opened)
   }
   if (before && !before.isFile()) {
     throw new LogFileRefused(`${file} is ${before.isDirectory() ? 'a directory' : 'not a regular file (a device, pipe or socket)'}`);
@@ -125,7 +127,8 @@ class Sinks {
         this.#fileFd = undefined;
         try {
           closeSync(fd);
-        } catch {
+        } catch (closeErr) {
+          if (!isSystemError(closeErr)) throw closeErr;
           // already unusable
         }
         this.note(`meshlane: cannot write the log file ${this.#file ?? ''} (${errorMessage(err)}); logging to stderr only`);
@@ -153,7 +156,8 @@ class Sinks {
     if (this.#fileFd === undefined) return;
     try {
       closeSync(this.#fileFd);
-    } catch {
+    } catch (err) {
+      if (!isSystemError(err)) throw err;
       // nothing to do
     }
     this.#fileFd = undefined;
@@ -182,7 +186,8 @@ function line(level: LogLevel, msg: string, base: LogFields, fields: LogFields |
   record['timestamp'] = new Date().toISOString();
   try {
     return `${JSON.stringify(record)}\n`;
-  } catch {
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err; // a cycle or a BigInt among the fields
     return `${JSON.stringify({ level, message: msg, timestamp: record['timestamp'], note: 'fields could not be serialised' })}\n`;
   }
 }

@@ -31,7 +31,8 @@ export function overridesIdentity(annotations: Record<string, string>): { uid?: 
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
     return {};
   }
   if (!isObj(parsed)) return {};
@@ -96,7 +97,8 @@ export function proxyMetadata(annotations: Record<string, string>): Record<strin
         if (typeof v === 'string') out[k] = v;
       }
       return out;
-    } catch {
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
       // YAML flow style is not JSON; fall through to the line reader.
     }
   }

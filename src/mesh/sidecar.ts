@@ -47,7 +47,8 @@ export function parseSidecarStatus(value: string): InjectionStatus | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;

@@ -88,7 +88,8 @@ export function readRecord(stateDir: string, containerId: string, ifname: string
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
     throw new CorruptRecordError(`${path} is not valid JSON`);
   }
   if (!isRecord(parsed)) throw new CorruptRecordError(`${path} is not a meshlane attachment record`);

@@ -13,8 +13,8 @@ import { TC_PROGRAMS } from '../bpf/names.js';
 import type { NodePaths } from './paths.js';
 import { datapathInstalled } from './datapath.js';
 import { PluginErrorCode } from './errors.js';
-import { STATE_VERSION, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './records.js';
-import { errorMessage } from '../describe-error.js';
+import { CorruptRecordError, STATE_VERSION, readRecord, removeRecord, writeRecord, type AttachmentRecord } from './records.js';
+import { errorMessage, isSystemError } from '../describe-error.js';
 
 /** The pod interface one registration is for: what the runtime names in CNI_* (or the CRI says). */
 export interface Attachment {
@@ -95,7 +95,9 @@ export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord,
   let earlier: AttachmentRecord | undefined;
   try {
     earlier = readRecord(conf.stateDir, rec.containerId, rec.ifname);
-  } catch {
+  } catch (err) {
+    // An unreadable or corrupt earlier record is overwritten below; anything else is a bug.
+    if (!(err instanceof CorruptRecordError) && !isSystemError(err)) throw err;
     earlier = undefined;
   }
   if (earlier?.tc && earlier.netns === rec.netns) rec.tc = { attached: false, addedClsact: earlier.tc.addedClsact };

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, fchmodSync, fsyncSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { processStartTime } from './proc.js';
+import { isSystemError } from '../describe-error.js';
 
 const TEMP_SUFFIX = '.meshlane-tmp';
 /** Ours: `.<name>.<pid>.<8 hex>.meshlane-tmp`; meshlane 0.1 wrote `.<name>.<pid>.<base36 time>.tmp`. */
@@ -34,7 +35,8 @@ export function removeWriteLitter(dir: string, forName: (name: string) => boolea
   let names: string[];
   try {
     names = readdirSync(dir);
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err; // no such dir (nothing to tidy) or not readable
     return [];
   }
   const removed: string[] = [];

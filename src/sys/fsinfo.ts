@@ -1,5 +1,6 @@
 // What the filesystem says about the kernel's special mounts.
 import { readFileSync, statfsSync, statSync } from 'node:fs';
+import { isSystemError } from '../describe-error.js';
 
 export const BPF_FS_MAGIC = 0xcafe4a11;
 export const CGROUP2_SUPER_MAGIC = 0x63677270;
@@ -7,7 +8,8 @@ export const CGROUP2_SUPER_MAGIC = 0x63677270;
 export function fsMagic(path: string): number | undefined {
   try {
     return Number(statfsSync(path).type);
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
     return undefined;
   }
 }

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { processStartTime } from './proc.js';
-import { errnoOf } from '../describe-error.js';
+import { errnoOf, isSystemError } from '../describe-error.js';
 
 export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
@@ -49,7 +49,8 @@ export function ownerAlive(text: string, ageMs: number, startOf: (pid: number) =
 function ageOf(path: string): number {
   try {
     return Date.now() - statSync(path).mtimeMs;
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
     return 0;
   }
 }
@@ -97,7 +98,8 @@ export function removeLockLitter(path: string, alive: (pid: number) => boolean =
   let names: string[];
   try {
     names = readdirSync(dirname(path));
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err;
     return removed;
   }
   for (const n of names) {

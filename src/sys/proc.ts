@@ -1,5 +1,6 @@
 // Facts about processes from /proc.
 import { readFileSync } from 'node:fs';
+import { isSystemError } from '../describe-error.js';
 
 /**
  * Field 22 of /proc/<pid>/stat: the process's start time in clock ticks since
@@ -13,7 +14,8 @@ export function processStartTime(pid: number): string | undefined {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     if (fields[0] === 'Z') return undefined;
     return fields[19];
-  } catch {
+  } catch (err) {
+    if (!isSystemError(err)) throw err; // no such process
     return undefined;
   }
 }
