@@ -1,6 +1,7 @@
 // The one entry point of the executable. Plugin mode when the runtime set
 // CNI_COMMAND (the CNI spec's contract); the operator's command line otherwise.
 // Each mode is loaded lazily so that a CNI call loads only what it needs.
+import { bugReport, EXIT_BUG } from './describe-error.js';
 
 async function main(): Promise<number> {
   if (process.env['CNI_COMMAND'] !== undefined) {
@@ -17,7 +18,7 @@ main().then(
   },
   (err: unknown) => {
     // A bug: the modes catch what they expect. Say so on stderr only: stdout is the CNI channel.
-    process.stderr.write(`meshlane: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 70;
+    process.stderr.write(bugReport('meshlane', err));
+    process.exitCode = EXIT_BUG;
   },
 );

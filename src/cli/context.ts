@@ -15,4 +15,4 @@ export interface CliCommand {
   run(args: readonly string[], ctx: CliContext): Promise<number>;
 }
 
-export { UsageError } from '../usage-error.js';
+export { UsageError, UserError } from '../usage-error.js';

@@ -1,6 +1,7 @@
 // The CNI error type is the wire format: `{cniVersion, code, msg, details}` printed on
 // stdout with a non-zero exit. A CniError thrown anywhere passes through unchanged;
 // anything else is a bug and becomes code 999 (see toCniError).
+import { INTERNAL_ERROR_MSG } from '../describe-error.js';
 
 /** The well-known codes of the CNI spec (0-99 are reserved; 100+ are the plugin's). */
 export const CniErrorCode = {
@@ -68,7 +69,7 @@ export function pluginError(code: number, msg: string, details?: string): CniErr
   return new CniError(code, msg, details);
 }
 
-export const INTERNAL_ERROR_MSG = 'internal error: this is a bug in meshlane, please report it';
+export { INTERNAL_ERROR_MSG };
 
 /**
  * A CniError passes through unchanged; anything else becomes code 999 with the

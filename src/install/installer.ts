@@ -18,6 +18,7 @@ import { removeWriteLitter, writeFileAtomic } from '../sys/atomic-write.js';
 import { run } from '../sys/exec.js';
 import { findCgroup2Mount, isBpffs } from '../sys/fsinfo.js';
 import { mkdirp } from '../sys/mkdirp.js';
+import { UserError } from '../usage-error.js';
 import { placeBinary } from './binary.js';
 import { dropOriginal, fileMode, listOriginals, loadOriginal, originalsDir, readConfigFiles, saveOriginal, writeConfig } from './cni-dir.js';
 import { hasEntry } from './cniconf/chain.js';
@@ -53,7 +54,7 @@ export interface PassResult {
 
 export function resolveCgroupRoot(opts: InstallOptions): string {
   const root = opts.cgroupRoot ?? findCgroup2Mount();
-  if (!root) throw new Error('no cgroup2 mount in /proc/mounts: meshlane needs cgroup v2 (mount it, or pass --cgroup-root)');
+  if (!root) throw new UserError('no cgroup2 mount in /proc/mounts: meshlane needs cgroup v2 (mount it, or pass --cgroup-root)');
   return root;
 }
 

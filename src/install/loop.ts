@@ -8,7 +8,8 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Installer, PassResult } from './installer.js';
 import type { ReconcileTotals } from './reconcile.js';
-import { errorMessage } from '../describe-error.js';
+import { errorMessage, INTERNAL_ERROR_MSG } from '../describe-error.js';
+import { userFacing } from './failures.js';
 
 export interface LoopState {
   live: boolean;
@@ -105,7 +106,9 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
       } catch (err) {
         state.ready = false;
         state.reason = `install pass failed: ${errorMessage(err)}`;
-        log.error('install pass failed; retrying', { error: errorMessage(err) });
+        // A bug keeps its stack in the log: the loop goes on, but the report must not lose where it came from.
+        const bug = userFacing(err) === undefined ? { bug: INTERNAL_ERROR_MSG, stack: err instanceof Error ? err.stack : undefined } : {};
+        log.error('install pass failed; retrying', { error: errorMessage(err), ...bug });
       }
       opts.onState?.(state);
       if (opts.signal.aborted) break;

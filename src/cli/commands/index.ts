@@ -6,6 +6,6 @@ import { versionCommand } from './version.js';
 
 export const COMMANDS: readonly CliCommand[] = [installCommand, uninstallCommand, statusCommand, versionCommand];
 
-export function findCommand(name: string): CliCommand | undefined {
-  return COMMANDS.find((c) => c.name === name);
+export function findCommand(name: string, commands: readonly CliCommand[] = COMMANDS): CliCommand | undefined {
+  return commands.find((c) => c.name === name);
 }

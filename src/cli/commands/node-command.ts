@@ -1,9 +1,9 @@
 // The node commands (install, uninstall, status) share one shape: help built
 // from their flags, the installer code loaded only when the command runs, and
-// a failure printed as one line (a usage mistake still exits 2).
+// a failure the user can fix on the node turned into a UserError (one line,
+// exit 1); any other failure goes on to the CLI as the bug it is.
 import { optionsHelp } from '../../install/options.js';
-import { UsageError, type CliCommand, type CliContext } from '../context.js';
-import { errorMessage } from '../../describe-error.js';
+import type { CliCommand, CliContext } from '../context.js';
 
 type NodeRunner = (args: readonly string[], ctx: CliContext, flags: readonly string[]) => Promise<number>;
 
@@ -22,13 +22,11 @@ export function nodeCommand(spec: NodeCommandSpec): CliCommand {
     summary: spec.summary,
     help: optionsHelp(spec.usage.join('\n'), spec.flags),
     async run(args, ctx) {
-      const runner = await spec.load();
+      const [runner, { userFacing }] = await Promise.all([spec.load(), import('../../install/failures.js')]);
       try {
         return await runner(args, ctx, spec.flags);
       } catch (err) {
-        if (err instanceof UsageError) throw err;
-        ctx.stderr.write(`meshlane ${spec.name}: ${errorMessage(err)}\n`);
-        return 1;
+        throw userFacing(err) ?? err;
       }
     },
   };
