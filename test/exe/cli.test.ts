@@ -1,4 +1,7 @@
 // The built executable's command line (no CNI_COMMAND in the environment).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import t from 'tap';
 import { runExe } from '../helpers/exe.js';
 
@@ -42,4 +45,17 @@ t.test('a bad flag is a usage error', async (t) => {
   const r = await runExe({}, '', ['version', '--bogus']);
   t.equal(r.exitCode, 2);
   t.match(r.stderr, /meshlane version: .*bogus/);
+});
+
+t.test('a problem on the node is one line with exit 1, not a bug report', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'meshlane-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const notADir = join(dir, 'net.d');
+  writeFileSync(notADir, '');
+  mkdirSync(join(dir, 'cgroup'));
+  // Read only: status lists a dir that is no cgroup and a pin dir that does not exist.
+  const r = await runExe({}, '', ['status', '--cni-net-dir', notADir, '--cgroup-root', join(dir, 'cgroup'), '--pin-dir', join(dir, 'pins'), '--state-dir', join(dir, 'state')]);
+  t.equal(r.exitCode, 1, r.stderr);
+  t.equal(r.stderr, `meshlane status: ENOTDIR: not a directory, scandir '${notADir}'\n`, 'one line naming the path');
+  t.equal(r.stdout, '');
 });
