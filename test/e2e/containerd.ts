@@ -46,7 +46,11 @@ export function containerdPaths(baseDir: string): ContainerdPaths {
 
 const q = (s: string): string => JSON.stringify(s);
 
-/** containerd 1.6 config (version 2) with the CRI plugin as this machine needs it (see FACTS.md). */
+/**
+ * containerd 1.6 config (version 2) with the CRI plugin as this test machine needs
+ * it: everything under the base dir, cgroupfs driver, no hugetlb controller, no
+ * oom_score_adj changes (each setting is explained below and in test/e2e/README.md).
+ */
 export function containerdConfig(o: ContainerdOptions): string {
   const p = containerdPaths(o.baseDir);
   const cri = 'plugins."io.containerd.grpc.v1.cri"';

@@ -113,8 +113,9 @@ t.test('Istio goldens, adapted to meshlane\'s entry', async (t) => {
     const doc = docOf(out);
     const want = golden('bridge.conf.golden');
     t.strictSame(pluginsOf(doc), adapt(want), 'plugins as in the golden: the conf minus cniVersion, then the entry');
-    // Deliberate differences from Istio (FACTS.md known failures): the golden wraps
-    // with a hard-coded 0.3.1 and the name "k8s-pod-network".
+    // Deliberate differences from Istio, whose golden wraps a .conf with a hard-coded
+    // cniVersion 0.3.1 and the name "k8s-pod-network": meshlane keeps the conf's own
+    // version (never lowered) and its network name.
     t.equal(want['cniVersion'], '0.3.1');
     t.equal(doc['cniVersion'], '0.4.0', 'the conf\'s 0.4.0 kept, not Istio\'s 0.3.1 downgrade');
     t.equal(doc['name'], 'dbnet', 'the conf\'s network name (libcni caches results under it), not "k8s-pod-network"');

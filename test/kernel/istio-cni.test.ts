@@ -1,5 +1,5 @@
-// Beside istio-cni (issue 8): pods whose netns hold the iptables rules
-// istio-cni writes (Istio's own golden files, fed to iptables-restore as
+// Beside istio-cni (README.md, "Two ways to run"): pods whose netns hold the
+// iptables rules istio-cni writes (Istio's own golden files, fed to iptables-restore as
 // istio-cni does), registered by meshlane as well. On the real kernel:
 //   1. eBPF attached: meshlane takes every connection at connect() (counters
 //      move, Istio's outbound REDIRECT rule is never hit), each connection is
