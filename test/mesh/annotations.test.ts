@@ -48,7 +48,7 @@ t.test('defaults: what istio-cni does with only the status annotation', async (t
   t.same(p.notes, []);
 });
 
-t.test('the example of the brief', async (t) => {
+t.test('an invalid CIDR: the message names the annotation and the value', async (t) => {
   try {
     cfg({ [A.excludeOutboundIPRanges]: '10.0.0.0/33' });
     t.fail('no error');
