@@ -1,8 +1,11 @@
 // The TypeScript mirror of bpf/meshlane.h agrees with the C side:
-// - struct sizes, member offsets and sizes against the BTF clang put in dist/bpf/meshlane.o;
+// - every ml_* struct in the BTF clang put in dist/bpf/meshlane.o that crosses to
+//   user space (a map's key or value, or defined in the contract header
+//   bpf/meshlane.h) has a codec in src/bpf/layout.ts with its size, member
+//   offsets and sizes; a new such struct without a codec fails here;
 // - counter ids, flags and capacities against a host program compiled from the header.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -18,6 +21,7 @@ interface BtfType {
   type_id?: number;
   nr_elems?: number;
   members?: { name: string; type_id: number; bits_offset: number }[];
+  vars?: { type_id: number }[];
 }
 
 function loadBtf(): Map<number, BtfType> {
@@ -47,24 +51,103 @@ function sizeOfType(btf: Map<number, BtfType>, id: number): number {
   }
 }
 
-const codecs: StructCodec<object>[] = [L.podCg, L.cidr, L.podConfig, L.origDst, L.tuple, L.settings, L.tcFlowKey, L.tcFlow] as StructCodec<object>[];
+function isStructCodec(v: unknown): v is StructCodec<object> {
+  if (typeof v !== 'object' || v === null) return false;
+  const c = v as Partial<Record<keyof StructCodec<object>, unknown>>;
+  return typeof c.cName === 'string' && typeof c.size === 'number' && Array.isArray(c.fields) && typeof c.encode === 'function' && typeof c.decode === 'function';
+}
+
+/** Every struct codec src/bpf/layout.ts exports, by the C struct it mirrors. */
+const codecs = new Map<string, StructCodec<object>>((Object.values(L) as unknown[]).filter(isStructCodec).map((c) => [c.cName, c]));
+
+/** The struct and union names behind a type, through typedefs, qualifiers, arrays and pointers. */
+function structsIn(btf: Map<number, BtfType>, id: number, out: Set<string>): void {
+  const ty = btf.get(id);
+  if (!ty) return;
+  switch (ty.kind) {
+    case 'STRUCT':
+    case 'UNION':
+      if (ty.name !== '' && out.has(ty.name)) return;
+      if (ty.name !== '') out.add(ty.name);
+      for (const m of ty.members ?? []) structsIn(btf, m.type_id, out);
+      return;
+    case 'TYPEDEF':
+    case 'CONST':
+    case 'VOLATILE':
+    case 'PTR':
+    case 'ARRAY':
+      structsIn(btf, ty.type_id ?? 0, out);
+      return;
+    default:
+      return;
+  }
+}
+
+/** The structs that maps hold as keys or values (from the `.maps` section: `__type(key, T)` is a member `key` of type T *). */
+function mapStructs(btf: Map<number, BtfType>): Set<string> {
+  const out = new Set<string>();
+  const maps = [...btf.values()].find((x) => x.kind === 'DATASEC' && x.name === '.maps');
+  for (const v of maps?.vars ?? []) {
+    const def = btf.get(btf.get(v.type_id)?.type_id ?? 0);
+    for (const m of def?.members ?? []) if (m.name === 'key' || m.name === 'value') structsIn(btf, m.type_id, out);
+  }
+  return out;
+}
+
+/** The structs the contract header defines (`struct ml_x {` at the start of a line). */
+function headerStructs(text: string = readFileSync(join(repoRoot, 'bpf', 'meshlane.h'), 'utf8')): Set<string> {
+  return new Set([...text.matchAll(/^struct\s+(ml_\w+)\s*\{/gm)].map((m) => m[1] as string));
+}
 
 t.test('struct layouts match the object BTF', async (t) => {
   const btf = loadBtf();
-  for (const codec of codecs) {
-    const st = [...btf.values()].find((x) => x.kind === 'STRUCT' && x.name === codec.cName);
-    if (!st) {
-      t.fail(`struct ${codec.cName} is not in the BTF of ${distBpfObject}`);
+  const inBtf = new Map([...btf.values()].filter((x) => (x.kind === 'STRUCT' || x.kind === 'UNION') && x.name.startsWith('ml_')).map((x) => [x.name, x]));
+  const inMaps = mapStructs(btf);
+  const inHeader = headerStructs();
+  t.ok(inMaps.size > 0 && inHeader.size > 0, `structs found: ${inMaps.size} in maps, ${inHeader.size} in bpf/meshlane.h`);
+  for (const name of inHeader) {
+    if (!inBtf.has(name)) t.fail(`struct ${name} of bpf/meshlane.h is not in the BTF of ${distBpfObject}: its layout cannot be checked (use it in a map, or move it out of the contract header)`);
+  }
+  for (const [name, st] of inBtf) {
+    const crosses = inMaps.has(name) || inHeader.has(name);
+    const codec = codecs.get(name);
+    if (!codec) {
+      if (crosses) t.fail(`struct ${name} (${inMaps.has(name) ? 'in a map' : 'in bpf/meshlane.h'}) has no codec in src/bpf/layout.ts`);
+      else t.pass(`struct ${name}: kernel-only (in no map and not in bpf/meshlane.h), no codec needed`);
       continue;
     }
-    t.equal(st.size, codec.size, `sizeof(struct ${codec.cName})`);
+    t.equal(st.size, codec.size, `sizeof(struct ${name})`);
     const members = st.members ?? [];
     t.same(
       members.map((m) => ({ name: m.name, offset: m.bits_offset / 8, size: sizeOfType(btf, m.type_id) })),
       codec.fields.map((f) => ({ name: f.name, offset: f.offset, size: f.size })),
-      `members of struct ${codec.cName}`,
+      `members of struct ${name}`,
     );
   }
+  for (const name of codecs.keys()) {
+    if (!inBtf.has(name)) t.fail(`struct ${name} is not in the BTF of ${distBpfObject}`);
+  }
+  t.ok(codecs.size >= 8, `${codecs.size} codecs found in src/bpf/layout.ts`);
+});
+
+t.test('the check finds a new struct of a map or of the header, which has no codec', async (t) => {
+  // A map `ml_new_map` whose value is struct ml_new, inside a typedef, with a nested struct ml_inner.
+  const btf = new Map<number, BtfType>(
+    [
+      { id: 1, kind: 'INT', name: 'unsigned int', size: 4 },
+      { id: 2, kind: 'STRUCT', name: 'ml_inner', size: 4, members: [{ name: 'x', type_id: 1, bits_offset: 0 }] },
+      { id: 3, kind: 'STRUCT', name: 'ml_new', size: 8, members: [{ name: 'a', type_id: 1, bits_offset: 0 }, { name: 'in', type_id: 2, bits_offset: 32 }] },
+      { id: 4, kind: 'TYPEDEF', name: 'ml_new_t', type_id: 3 },
+      { id: 5, kind: 'PTR', name: '', type_id: 4 },
+      { id: 6, kind: 'PTR', name: '', type_id: 1 },
+      { id: 7, kind: 'STRUCT', name: '', size: 16, members: [{ name: 'key', type_id: 6, bits_offset: 0 }, { name: 'value', type_id: 5, bits_offset: 64 }] },
+      { id: 8, kind: 'VAR', name: 'ml_new_map', type_id: 7 },
+      { id: 9, kind: 'DATASEC', name: '.maps', vars: [{ type_id: 8 }] },
+    ].map((x) => [x.id, x]),
+  );
+  t.same([...mapStructs(btf)].sort(), ['ml_inner', 'ml_new']);
+  t.same([...headerStructs('/* struct ml_no {} */\nstruct ml_hdr {\n\t__u32 a;\n};\nstruct  ml_two{\n};\n')], ['ml_hdr', 'ml_two']);
+  t.notOk(codecs.has('ml_new') || codecs.has('ml_hdr'), 'so the layout test fails for them');
 });
 
 t.test('counter ids, flags and capacities match the header', async (t) => {
