@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import * as L from '../../src/bpf/layout.js';
 import type { StructCodec } from '../../src/bpf/codec.js';
+import { errorMessage } from '../../src/describe-error.js';
 import { distBpfObject, repoRoot } from '../helpers/paths.js';
 
 interface BtfType {
@@ -29,7 +30,7 @@ function loadBtf(): Map<number, BtfType> {
   try {
     out = execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', distBpfObject], { encoding: 'utf8' });
   } catch (err) {
-    throw new Error(`cannot read the BTF of ${distBpfObject} (run 'npm run build'; needs bpftool): ${(err as Error).message}`);
+    throw new Error(`cannot read the BTF of ${distBpfObject} (run 'npm run build'; needs bpftool): ${errorMessage(err)}`);
   }
   const types = (JSON.parse(out) as { types: BtfType[] }).types;
   return new Map(types.map((x) => [x.id, x]));

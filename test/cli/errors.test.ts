@@ -3,11 +3,10 @@
 // stack; anything else is a bug, printed as one on stderr with its stack, exit 70.
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { DatapathError } from '../../src/bpf/errors.js';
 import { nodeCommand } from '../../src/cli/commands/node-command.js';
-import type { CliCommand, CliContext } from '../../src/cli/context.js';
+import type { CliCommand } from '../../src/cli/context.js';
 import { runCli } from '../../src/cli/run.js';
 import { bugReport, errnoOf, errorMessage, EXIT_BUG, INTERNAL_ERROR_MSG, isSystemError } from '../../src/describe-error.js';
 import { ConflistError } from '../../src/install/cniconf/files.js';
@@ -15,21 +14,7 @@ import { userFacing } from '../../src/install/failures.js';
 import { ServiceAccountError } from '../../src/install/kubeconfig.js';
 import { CommandError } from '../../src/sys/exec.js';
 import { UsageError, UserError } from '../../src/usage-error.js';
-
-interface Io extends CliContext {
-  out(): string;
-  err(): string;
-}
-
-function io(): Io {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => o.push(c));
-  stderr.on('data', (c: Buffer) => e.push(c));
-  return { stdout, stderr, env: {}, out: () => Buffer.concat(o).toString(), err: () => Buffer.concat(e).toString() };
-}
+import { cliIo as io } from '../helpers/cli-io.js';
 
 /** A failed system call as Node makes it (ENOENT, with syscall and path). */
 function enoent(): Error {

@@ -1,16 +1,6 @@
-import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { runCli } from '../../src/cli/run.js';
-
-function ctx(): { stdout: PassThrough; stderr: PassThrough; env: Record<string, string>; out: () => string; err: () => string } {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const o: Buffer[] = [];
-  const e: Buffer[] = [];
-  stdout.on('data', (c: Buffer) => o.push(c));
-  stderr.on('data', (c: Buffer) => e.push(c));
-  return { stdout, stderr, env: {}, out: () => Buffer.concat(o).toString(), err: () => Buffer.concat(e).toString() };
-}
+import { cliIo as ctx } from '../helpers/cli-io.js';
 
 t.test('a bad flag of the node commands is a usage error, not a crash', async (t) => {
   for (const name of ['install', 'uninstall', 'status']) {
