@@ -15,6 +15,7 @@ import {
   type SandboxSummary,
 } from './messages.js';
 import { WireError } from './wire.js';
+import { errorMessage } from '../describe-error.js';
 
 /** The sockets kubelet's runtimes listen on, in the order a node is likely to have them. */
 export const DEFAULT_CRI_SOCKETS = ['/run/containerd/containerd.sock', '/var/run/crio/crio.sock', '/run/k3s/containerd/containerd.sock'] as const;
@@ -77,7 +78,7 @@ export function criClient(socket: string, timeoutMs = 10_000): CriClient {
       try {
         s = open();
       } catch (err) {
-        reject(new CriError('unavailable', method, `${method} on ${socket}: ${(err as Error).message}`));
+        reject(new CriError('unavailable', method, `${method} on ${socket}: ${errorMessage(err)}`));
         return;
       }
       const req = s.request({

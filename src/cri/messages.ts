@@ -128,7 +128,8 @@ export function netnsFromInfo(info: Readonly<Record<string, string>>): { path: s
   let doc: unknown;
   try {
     doc = JSON.parse(raw);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
     return undefined;
   }
   if (!isJsonObject(doc)) return undefined;

@@ -84,7 +84,8 @@ export function str(f: Field): string {
   if (f.wire !== WireType.bytes) throw new WireError(`field ${f.field} should be a string, has wire type ${f.wire}`);
   try {
     return utf8.decode(f.bytes);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err; // what a fatal TextDecoder throws for bad bytes
     throw new WireError(`field ${f.field} is not valid UTF-8`);
   }
 }
