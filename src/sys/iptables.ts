@@ -123,7 +123,11 @@ export async function probeIstioRules(netnsPath: string | undefined, opts: Probe
   for (const b of list) {
     try {
       if (b.legacyTables) {
-        const names = await inNetns('cat', [b.legacyTables]).catch(() => '');
+        // No such file: the legacy iptables module is not loaded there, so it has no nat table.
+        const names = await inNetns('cat', [b.legacyTables]).catch((err: unknown) => {
+          if (err instanceof CommandError) return '';
+          throw err;
+        });
         if (!names.split('\n').includes('nat')) {
           listed++;
           continue;
