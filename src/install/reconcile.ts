@@ -22,6 +22,8 @@ import { stateLockPath } from '../node/state-lock.js';
 import { writeFileAtomic } from '../sys/atomic-write.js';
 import { withLock } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
+import { isSystemError } from '../describe-error.js';
+import { isJsonObject } from '../json/value.js';
 
 const LOCK_TIMEOUT_MS = 20_000;
 
@@ -52,16 +54,21 @@ export function totalsPath(stateDir: string): string {
 
 export function readTotals(stateDir: string): ReconcileTotals {
   const zero: ReconcileTotals = { lateRegistrations: 0, staleRemoved: 0, failures: 0 };
+  let doc: unknown;
   try {
-    const v = JSON.parse(readFileSync(totalsPath(stateDir), 'utf8')) as Partial<ReconcileTotals>;
-    const n = (x: unknown): number => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : 0);
-    const out: ReconcileTotals = { lateRegistrations: n(v.lateRegistrations), staleRemoved: n(v.staleRemoved), failures: n(v.failures) };
-    if (typeof v.lastRound === 'string') out.lastRound = v.lastRound;
-    if (typeof v.runtimeProblem === 'string') out.runtimeProblem = v.runtimeProblem;
-    return out;
-  } catch {
+    doc = JSON.parse(readFileSync(totalsPath(stateDir), 'utf8'));
+  } catch (err) {
+    // Not written yet, unreadable or not JSON: the totals start again from zero.
+    if (!isSystemError(err) && !(err instanceof SyntaxError)) throw err;
     return zero;
   }
+  if (!isJsonObject(doc)) return zero;
+  const v = doc as Partial<ReconcileTotals>;
+  const n = (x: unknown): number => (typeof x === 'number' && Number.isSafeInteger(x) && x >= 0 ? x : 0);
+  const out: ReconcileTotals = { lateRegistrations: n(v.lateRegistrations), staleRemoved: n(v.staleRemoved), failures: n(v.failures) };
+  if (typeof v.lastRound === 'string') out.lastRound = v.lastRound;
+  if (typeof v.runtimeProblem === 'string') out.runtimeProblem = v.runtimeProblem;
+  return out;
 }
 
 /** The CRI socket to use: the one given ("none" turns the runtime off), else the first default that exists. */

@@ -16,7 +16,7 @@ import { datapathInstalled } from '../node/datapath.js';
 import { stateLockPath } from '../node/state-lock.js';
 import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 import { lookupPod } from './pod-source.js';
-import { interceptionMode } from '../mesh/index.js';
+import { AnnotationError, interceptionMode } from '../mesh/index.js';
 import { probeIstioRules } from '../sys/iptables.js';
 import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from '../node/registration.js';
 import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from '../node/records.js';
@@ -73,7 +73,8 @@ async function tproxyBesideIstioCni(req: CniRequest, annotations: Record<string,
   let mode;
   try {
     mode = interceptionMode(annotations);
-  } catch {
+  } catch (err) {
+    if (!(err instanceof AnnotationError)) throw err;
     return false; // an invalid value: the registration refuses it with the annotation named
   }
   if (mode !== 'TPROXY') return false;
