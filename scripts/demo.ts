@@ -19,6 +19,7 @@ import { execa } from 'execa';
 import type { Conflist, Json } from '../testing/sandbox/cni-chain.js';
 import { podThroughChain, type ChainPod } from '../testing/sandbox/chain-pod.js';
 import { buildTool, createNode, type SandboxNode, type SpawnedProcess } from '../testing/sandbox/node.js';
+import { errorMessage } from '../src/describe-error.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const exe = join(root, 'dist', 'meshlane');
@@ -153,7 +154,7 @@ async function main(): Promise<void> {
     for (const p of procs) await p.kill().catch(() => undefined);
     if (list) {
       for (const p of pods) {
-        await p.chained.del().catch((e: unknown) => out(`DEL ${p.name}: ${(e as Error).message}`));
+        await p.chained.del().catch((e: unknown) => out(`DEL ${p.name}: ${errorMessage(e)}`));
       }
     }
     await execa(exe, ['uninstall', ...paths], { reject: false });

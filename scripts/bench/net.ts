@@ -24,6 +24,7 @@ import { installDatapath, removeDatapath } from '../../src/bpf/loader.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
 import { readCounters, registerPod, unregisterPod, writeSettings } from '../../src/bpf/registry.js';
 import { log, parseIperf, parseWrk, type WrkResult } from './util.js';
+import { errorMessage } from '../../src/describe-error.js';
 
 export const MODES = ['limit', 'iptables', 'ml-off', 'ml-on'] as const;
 export type Mode = (typeof MODES)[number];
@@ -348,8 +349,8 @@ export async function runNet(node: SandboxNode, opts: NetOptions, onProgress: (r
           await unregisterPod(node.pinDir, { cgroupId: client.cgroupId, ipv4: client.ipv4, ipv6: client.ipv6 });
         }
       } catch (err) {
-        result.errors.push(`${mode} rep ${rep}: ${(err as Error).message}`);
-        log(`ERROR ${mode} rep ${rep}: ${(err as Error).message}`);
+        result.errors.push(`${mode} rep ${rep}: ${errorMessage(err)}`);
+        log(`ERROR ${mode} rep ${rep}: ${errorMessage(err)}`);
       } finally {
         await node.removePod(client);
       }

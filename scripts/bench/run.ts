@@ -20,6 +20,7 @@ import { runCni, type CniResult } from './cni.js';
 import { runNet, type NetResult } from './net.js';
 import { renderReport, type Machine, type ReportInput } from './report.js';
 import { log } from './util.js';
+import { errorMessage } from '../../src/describe-error.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PREFIX = 'mlbnc';
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
     if (cleaned) return;
     cleaned = true;
     if (node) await removeDatapath({ pinDir: node.pinDir, cgroupDir: node.cgroupRoot }).catch(() => undefined);
-    await node?.destroy().catch((e: unknown) => log(`cleanup: ${(e as Error).message}`));
+    await node?.destroy().catch((e: unknown) => log(`cleanup: ${errorMessage(e)}`));
     rmSync(cfgDir, { recursive: true, force: true });
     rmSync(snap, { recursive: true, force: true });
   };

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync }
 import { join, relative, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cgroupId, findCgroup2Mount } from '../../src/sys/fsinfo.js';
+import { errnoOf } from '../../src/describe-error.js';
 
 /**
  * Where cgroup2 is mounted: the same choice the installer and the plugin make
@@ -104,7 +105,7 @@ export async function removeCgroupTree(root: string, timeoutMs = 5000): Promise<
       try {
         rmdirSync(dir);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') lastErr = err;
+        if (errnoOf(err) !== 'ENOENT') lastErr = err;
       }
     }
     if (!existsSync(root)) return;

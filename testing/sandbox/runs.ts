@@ -8,6 +8,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writ
 import { join } from 'node:path';
 import { processStartTime } from '../../src/sys/proc.js';
 import { checkFilePrefix, checkPrefix, RUN_PREFIX_RE } from './names.js';
+import { errnoOf } from '../../src/describe-error.js';
 
 /** On tmpfs: leases go with a reboot, as the netns, cgroups and pins they guard do. */
 export const LEASE_DIR = '/run/meshlane-sandbox';
@@ -73,7 +74,7 @@ export function claimRunPrefix(filePrefix: string): string {
     try {
       fd = openSync(leasePath(prefix), 'wx', 0o600);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      if (errnoOf(err) === 'EEXIST') continue;
       throw err;
     }
     try {
