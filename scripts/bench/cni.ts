@@ -11,11 +11,10 @@ import { execa } from 'execa';
 import { execPlugin, type Conflist, type Runtime } from '../../testing/sandbox/cni-chain.js';
 import { meshlaneEntry, primaryResultOf } from '../../testing/sandbox/chain-pod.js';
 import type { SandboxNode } from '../../testing/sandbox/node.js';
-import { mapBatch, type MapOp } from '../../src/bpf/bpftool.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
 import { installDatapath } from '../../src/bpf/loader.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
-import { mapEntryCount, registerOps, unregisterOps } from '../../src/bpf/registry.js';
+import { mapEntryCount, registerPods, unregisterPods, type PodRegistration } from '../../src/bpf/registry.js';
 import { log, percentile } from './util.js';
 
 export interface CniOptions {
@@ -82,15 +81,10 @@ async function helloSea(repoRoot: string): Promise<string | undefined> {
   return exe;
 }
 
-/** 999 synthetic sidecar pods (cgroup ids and IPs no real pod has) in one bpftool batch. */
-function fillerOps(pinDir: string, count: number, op: 'register' | 'unregister'): MapOp[] {
-  const ops: MapOp[] = [];
+/** 999 synthetic sidecar pods (cgroup ids and IPs no real pod has). */
+function fillerPods(count: number): PodRegistration[] {
   const config = encodePodConfig(DEFAULT_INTERCEPTION);
-  for (let i = 0; i < count; i++) {
-    const reg = { cgroupId: 0x7e000000n + BigInt(i), ipv4: `10.214.${i >> 8}.${(i & 255) + 0}`, ipv6: `fd00:214::${(i + 1).toString(16)}`, config };
-    ops.push(...(op === 'register' ? registerOps(pinDir, reg) : unregisterOps(pinDir, reg)));
-  }
-  return ops;
+  return Array.from({ length: count }, (_, i) => ({ cgroupId: 0x7e000000n + BigInt(i), ipv4: `10.214.${i >> 8}.${(i & 255) + 0}`, ipv6: `fd00:214::${(i + 1).toString(16)}`, config }));
 }
 
 export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniResult> {
@@ -135,7 +129,7 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
   for (let done = 0; done < opts.runs; done += BLOCK) {
     const n = Math.min(BLOCK, opts.runs - done);
     for (const filler of [0, FILLER]) {
-      if (filler > 0) await mapBatch(fillerOps(node.pinDir, filler, 'register'));
+      if (filler > 0) await registerPods(node.pinDir, fillerPods(filler));
       const registered = (await mapEntryCount(node.pinDir, podsByCg)) + 1;
       if (registered !== filler + 1) result.errors.push(`CNI: ${registered - 1} pods registered before ADD, want ${filler}`);
       const t = times.get(filler) as { add: number[]; del: number[]; both: number[] };
@@ -151,7 +145,7 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
       }
       const left = await mapEntryCount(node.pinDir, podsByCg);
       if (left !== filler) result.errors.push(`CNI: ${left} cgroup entries after the runs, want ${filler}`);
-      if (filler > 0) await mapBatch(fillerOps(node.pinDir, filler, 'unregister'));
+      if (filler > 0) await unregisterPods(node.pinDir, fillerPods(filler));
     }
   }
   for (const [filler, t] of times) {
