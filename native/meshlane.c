@@ -53,14 +53,19 @@ static int get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   return -1;
 }
 
+// (int, Uint8Array): the arguments of bpf, send and recv.
+static int int_and_bytes(napi_env env, napi_callback_info info, int32_t *n, void **data, size_t *len) {
+  napi_value argv[2];
+  return args(env, info, 2, argv) || get_i32(env, argv[0], n) || get_bytes(env, argv[1], data, len) ? -1 : 0;
+}
+
 // bpf(cmd, attr): attr is copied into a zeroed union bpf_attr, so its unused
 // tail is always zero (the kernel refuses stale bytes there).
 static napi_value js_bpf(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
   int32_t cmd;
   void *data;
   size_t len;
-  if (args(env, info, 2, argv) || get_i32(env, argv[0], &cmd) || get_bytes(env, argv[1], &data, &len)) return fail(env, "bpf(cmd, Uint8Array attr)");
+  if (int_and_bytes(env, info, &cmd, &data, &len)) return fail(env, "bpf(cmd, Uint8Array attr)");
   union bpf_attr attr;
   if (len > sizeof(attr)) return fail(env, "bpf: attr larger than union bpf_attr");
   memset(&attr, 0, sizeof(attr));
@@ -115,26 +120,19 @@ static napi_value js_netlink_socket(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
-static napi_value js_send(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+// send(fd, bytes) and recv(fd, bytes) on a netlink socket.
+static napi_value io(napi_env env, napi_callback_info info, int receive) {
   int32_t fd;
   void *data;
   size_t len;
-  if (args(env, info, 2, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &data, &len)) return fail(env, "send(fd, Uint8Array)");
-  ssize_t r = send(fd, data, len, 0);
+  if (int_and_bytes(env, info, &fd, &data, &len)) return fail(env, receive ? "recv(fd, Uint8Array)" : "send(fd, Uint8Array)");
+  ssize_t r;
+  do r = receive ? recv(fd, data, len, 0) : send(fd, data, len, 0); while (r < 0 && errno == EINTR);
   return num(env, r < 0 ? -errno : r);
 }
 
-static napi_value js_recv(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int32_t fd;
-  void *data;
-  size_t len;
-  if (args(env, info, 2, argv) || get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], &data, &len)) return fail(env, "recv(fd, Uint8Array)");
-  ssize_t r;
-  do r = recv(fd, data, len, 0); while (r < 0 && errno == EINTR);
-  return num(env, r < 0 ? -errno : r);
-}
+static napi_value js_send(napi_env env, napi_callback_info info) { return io(env, info, 0); }
+static napi_value js_recv(napi_env env, napi_callback_info info) { return io(env, info, 1); }
 
 static napi_value js_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];

@@ -1,8 +1,9 @@
 // The native module (native/meshlane.c): the syscalls the CNI plugin makes
 // itself (bpf, setns, netlink), so that no process runs on the pod path.
 //
-// In the single executable its bytes are in the bundle (scripts/build.mjs sets
-// MESHLANE_NATIVE_B64). Node cannot dlopen from memory, so they are written to
+// In the single executable its bytes are one of the parts appended to the
+// executable (scripts/build.mjs, ./native-embedded.ts). Node cannot dlopen from
+// memory, so they are written to
 // an O_TMPFILE beside the executable and loaded through /proc/self/fd/N; the fd
 // stays open for the life of the process (glibc takes a reused /proc/self/fd/N
 // path for the library it loaded first). Where O_TMPFILE is refused, a named
@@ -12,11 +13,9 @@
 // It is loaded on first use, never at start: VERSION and the pass-through path
 // do not pay for it.
 import { closeSync, constants, existsSync, openSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { atomicTempPath } from './atomic-write.js';
-
-declare const MESHLANE_NATIVE_B64: string | undefined;
+import { embeddedNative } from './native-embedded.js';
 
 /** What native/meshlane.c exports. Each call returns the syscall's result or -errno. */
 export interface NativeModule {
@@ -89,8 +88,13 @@ function fromNamedFile(dir: string, bytes: Uint8Array): NativeModule {
   }
 }
 
-function loadEmbedded(b64: string): NativeModule {
-  const bytes = Buffer.from(b64, 'base64');
+/** os.tmpdir() without loading node:os: TMPDIR, TMP, TEMP, else /tmp. */
+function tmpdir(): string {
+  const dir = process.env['TMPDIR'] || process.env['TMP'] || process.env['TEMP'] || '/tmp';
+  return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
+}
+
+function loadEmbedded(bytes: Uint8Array): NativeModule {
   const tried: string[] = [];
   for (const dir of [...new Set([dirname(process.execPath), tmpdir()])]) {
     for (const how of [fromTmpfile, fromNamedFile]) {
@@ -116,8 +120,9 @@ export function native(): NativeModule {
   if (loaded) return loaded;
   if (failure) throw failure;
   try {
-    if (typeof MESHLANE_NATIVE_B64 === 'string') {
-      loaded = loadEmbedded(MESHLANE_NATIVE_B64);
+    const bytes = embeddedNative();
+    if (bytes) {
+      loaded = loadEmbedded(bytes);
     } else {
       const path = devPath();
       if (!existsSync(path)) throw new NativeModuleError(`${path} is missing: run 'npm run build' (it builds native/meshlane.c)`);
@@ -127,5 +132,14 @@ export function native(): NativeModule {
   } catch (err) {
     failure = err instanceof NativeModuleError ? err : new NativeModuleError(`cannot load meshlane's native module: ${(err as Error).message}`, { cause: err });
     throw failure;
+  }
+}
+
+/** Load the module now if it can be (before a lock is taken: loading writes and maps a file); a failure is reported by the next native() call. */
+export function preloadNative(): void {
+  try {
+    native();
+  } catch {
+    // native() throws the same error again where it is used
   }
 }
