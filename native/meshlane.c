@@ -71,9 +71,10 @@ static napi_value js_bpf(napi_env env, napi_callback_info info) {
   memset(&attr, 0, sizeof(attr));
   memcpy(&attr, data, len);
   long r = syscall(__NR_bpf, cmd, &attr, sizeof(attr));
-  if (r < 0) return num(env, -errno);
-  memcpy(data, &attr, len); // commands that answer in attr (BPF_OBJ_GET_INFO_BY_FD: info_len)
-  return num(env, r);
+  int err = r < 0 ? errno : 0;
+  // Commands answer in attr too (OBJ_GET_INFO_BY_FD: info_len; the batch commands: count, also with ENOENT).
+  memcpy(data, &attr, len);
+  return num(env, err ? -err : r);
 }
 
 // addressOf(bytes): where a Uint8Array's bytes are, for the pointer fields of bpf_attr.

@@ -14,6 +14,7 @@ const CMD = {
   OBJ_GET: 7,
   PROG_GET_FD_BY_ID: 13,
   OBJ_GET_INFO_BY_FD: 15,
+  MAP_LOOKUP_BATCH: 24,
 } as const;
 const CMD_NAME: Record<number, string> = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BPF_${k}`]));
 
@@ -24,6 +25,8 @@ export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const FLAG: Record<UpdateFlag, number> = { any: BPF_ANY, noexist: BPF_NOEXIST, exist: BPF_EXIST };
 
 const ENOENT = 2;
+const EINVAL = 22;
+const ENOTSUPP = 524; // the kernel's own, for map types without batch ops
 
 /** Map types whose values are per CPU (lookups return one value per possible CPU). */
 const PERCPU_TYPES = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */]);
@@ -224,14 +227,52 @@ export class BpfMap {
     return out;
   }
 
-  /** Every entry present (keys that vanish during the walk are skipped). */
+  /**
+   * Every entry present. One BPF_MAP_LOOKUP_BATCH call reads them all (kernel
+   * 5.6+); where the map type or kernel has none, keys are walked one by one
+   * (keys that vanish during the walk are skipped).
+   */
   entries(): Array<{ key: Uint8Array; value: Uint8Array }> {
+    const batch = this.batchEntries();
+    if (batch) return batch;
     const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
     for (const key of this.keys()) {
       const value = this.lookup(key);
       if (value) out.push({ key, value });
     }
     return out;
+  }
+
+  /** undefined: no batch lookup for this map (then the caller walks the keys). */
+  private batchEntries(): Array<{ key: Uint8Array; value: Uint8Array }> | undefined {
+    if (this.percpu) return undefined;
+    const n = native();
+    const count = Math.max(1, this.info.maxEntries);
+    const { keySize } = this.info;
+    const keys = new Uint8Array(count * keySize);
+    const values = new Uint8Array(count * this.valueBytes);
+    // The position between calls: opaque to us, a bucket number for hash maps (at least 4 bytes; key-sized is enough).
+    const tokens = [new Uint8Array(Math.max(8, keySize)), new Uint8Array(Math.max(8, keySize))];
+    const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+    for (let call = 0; ; call++) {
+      const { bytes, view } = attr(56);
+      if (call > 0) view.setBigUint64(0, n.addressOf(tokens[(call - 1) % 2] as Uint8Array), true); // in_batch
+      view.setBigUint64(8, n.addressOf(tokens[call % 2] as Uint8Array), true); // out_batch
+      view.setBigUint64(16, n.addressOf(keys), true);
+      view.setBigUint64(24, n.addressOf(values), true);
+      view.setUint32(32, count, true); // count
+      view.setUint32(36, this.fd, true); // map_fd
+      const r = n.bpf(CMD.MAP_LOOKUP_BATCH, bytes);
+      if (r < 0 && r !== -ENOENT) {
+        if (call === 0 && (r === -EINVAL || r === -ENOTSUPP)) return undefined;
+        throw new SyscallError('BPF_MAP_LOOKUP_BATCH', this.path, -r);
+      }
+      const got = view.getUint32(32, true);
+      for (let i = 0; i < got; i++) {
+        out.push({ key: keys.slice(i * keySize, (i + 1) * keySize), value: values.slice(i * this.valueBytes, (i + 1) * this.valueBytes) });
+      }
+      if (r === -ENOENT || out.length > count * 2) return out;
+    }
   }
 
   close(): void {

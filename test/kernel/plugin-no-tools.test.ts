@@ -15,7 +15,7 @@ import { inboundFilters } from '../../src/bpf/inbound.js';
 import { installDatapath, removeDatapath } from '../../src/bpf/loader.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
-import { mapEntryCount, registerPods, unregisterPods, type PodRegistration } from '../../src/bpf/registry.js';
+import { listPodsByCgroup, mapEntryCount, registerPods, unregisterPods, type PodRegistration } from '../../src/bpf/registry.js';
 import { ML_MAX_PODS } from '../../src/bpf/layout.js';
 import { hasClsact } from '../../src/sys/tc.js';
 import { cniPluginDir, distExe, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
@@ -133,6 +133,9 @@ t.test('a full map: the CNI error names the operation, the map, the pod and errn
   const filler: PodRegistration[] = Array.from({ length: ML_MAX_PODS }, (_, i) => ({ cgroupId: 0x7f000000n + BigInt(i), ipv4: `10.215.${i >> 8}.${i & 255}`, config }));
   await registerPods(n.pinDir, filler);
   t.teardown(() => unregisterPods(n.pinDir, filler));
+  const listed = await listPodsByCgroup(n.pinDir);
+  t.equal(listed.length, ML_MAX_PODS, 'one batch read returns every entry of a full map');
+  t.equal(new Set(listed.map((p) => p.cgroupId)).size, ML_MAX_PODS, 'each once');
   const list = conflist();
   const pod = fixture('istio-sidecar-cni-native.json');
   const sb = await sandbox(pod);
