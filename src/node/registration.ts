@@ -1,6 +1,6 @@
 // From a sidecar pod to its entries in the maps and its attachment record, and
 // back: the core that the plugin's ADD/DEL/CHECK/GC and the installer share.
-import { CniError } from '../cni/errors.js';
+import { CniError, CniErrorCode } from '../cni/errors.js';
 import { podCg, podConfig } from '../bpf/layout.js';
 import { ConfigLimitError, encodePodConfig } from '../bpf/pod-config.js';
 import { podCgValue, readPodByCgroup, readPodConfig, registerPod, unregisterPod, type PodRegistration } from '../bpf/registry.js';
@@ -8,6 +8,8 @@ import { POD_F } from '../bpf/layout.js';
 import type { Logger } from '../log/logger.js';
 import { AnnotationError, dnsCapture, parseInterceptionAnnotations, proxyIdentity, type PodInfo } from '../mesh/index.js';
 import { findPodCgroup } from '../sys/pod-cgroup.js';
+import { NativeModuleError } from '../sys/native.js';
+import { SyscallError } from '../sys/syscall-error.js';
 import { attachInbound, detachInbound, inboundFilters, inboundProgramsPinned } from '../bpf/inbound.js';
 import { TC_PROGRAMS } from '../bpf/names.js';
 import type { NodePaths } from './paths.js';
@@ -89,6 +91,36 @@ export function registrationOf(rec: AttachmentRecord): PodRegistration {
   };
 }
 
+/** What a user can do about a failed syscall, by errno. */
+const ERRNO_HINTS: Readonly<Record<string, string>> = {
+  E2BIG: 'the map is full: too many pods registered on this node (see meshlane status)',
+  ENOENT: 'a pin of the datapath is gone: check that meshlane install (the DaemonSet) runs on this node',
+  EPERM: 'the plugin needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) as container runtimes run it',
+  EACCES: 'the plugin needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) as container runtimes run it',
+  ENOMEM: 'the kernel is out of memory for BPF (memlock or cgroup memory limit)',
+};
+
+function syscallCause(err: unknown): SyscallError | undefined {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof SyscallError) return e;
+  return undefined;
+}
+
+/**
+ * The CNI error for a failure of the datapath's syscalls while doing `what` for
+ * the pod: the operation, the map or interface and errno's name in msg, a hint in
+ * details. A native module that cannot be loaded is an I/O failure (code 5).
+ */
+export function datapathFailure(err: unknown, what: string, pod: string, fallbackDetails?: string): CniError {
+  if (err instanceof CniError) return err;
+  const message = errorMessage(err);
+  if (err instanceof NativeModuleError) {
+    return new CniError(CniErrorCode.IoFailure, `cannot ${what} pod ${pod}: ${message}`, 'the CNI bin dir holding meshlane must be writable by the runtime and not mounted noexec');
+  }
+  const sc = syscallCause(err);
+  if (sc) return new CniError(PluginErrorCode.RegistrationFailed, `cannot ${what} pod ${pod}: ${message}`, ERRNO_HINTS[sc.code]);
+  return new CniError(PluginErrorCode.RegistrationFailed, `cannot ${what} pod ${pod}${fallbackDetails ? ` ${fallbackDetails}` : ''}`, message);
+}
+
 /** Record first (so DEL can undo a half-done ADD), then the maps; on failure both are rolled back. */
 export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord, log: Logger): Promise<void> {
   // A repeated ADD keeps what an earlier one added (the clsact qdisc DEL must remove).
@@ -113,7 +145,7 @@ export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord,
     log.error('registration failed; rolling back', { error: errorMessage(err) });
     await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: errorMessage(e) }));
     removeRecord(conf.stateDir, rec.containerId, rec.ifname);
-    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot register pod ${rec.namespace}/${rec.name} in the BPF maps under ${conf.bpfPinDir}`, errorMessage(err));
+    throw datapathFailure(err, 'register', `${rec.namespace}/${rec.name}`, `in the BPF maps under ${conf.bpfPinDir}`);
   }
   // Cross-node inbound: tc programs on the pod interface. A failure undoes the whole ADD.
   try {
@@ -128,7 +160,7 @@ export async function registerAttachment(conf: NodePaths, rec: AttachmentRecord,
     await detachInbound({ netnsPath: rec.netns, ifname: rec.ifname }, rec.tc?.addedClsact ?? false).catch((e: unknown) => log.error('rollback of the tc filters failed', { error: errorMessage(e) }));
     await unregisterPod(conf.bpfPinDir, reg).catch((e: unknown) => log.error('rollback of the maps failed', { error: errorMessage(e) }));
     removeRecord(conf.stateDir, rec.containerId, rec.ifname);
-    throw new CniError(PluginErrorCode.RegistrationFailed, `cannot attach the inbound programs to ${rec.ifname} of pod ${rec.namespace}/${rec.name}`, errorMessage(err));
+    throw datapathFailure(err, `attach the inbound programs to ${rec.ifname} of`, `${rec.namespace}/${rec.name}`);
   }
 }
 
@@ -151,7 +183,7 @@ export async function unregisterAttachment(conf: NodePaths, rec: AttachmentRecor
     try {
       await unregisterPod(conf.bpfPinDir, { cgroupId: BigInt(rec.cgroupId), ipv4: rec.ipv4, ipv6: rec.ipv6 });
     } catch (err) {
-      throw new CniError(PluginErrorCode.RegistrationFailed, `cannot remove pod ${rec.namespace}/${rec.name} from the BPF maps under ${conf.bpfPinDir}`, errorMessage(err));
+      throw datapathFailure(err, 'unregister', `${rec.namespace}/${rec.name}`, `from the BPF maps under ${conf.bpfPinDir}`);
     }
   } else {
     log.info('the datapath is not installed: only the record is removed');
@@ -163,6 +195,14 @@ const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Bu
 
 /** undefined when the maps hold exactly what the record says; else what differs. */
 export async function registrationMatches(conf: NodePaths, rec: AttachmentRecord): Promise<string | undefined> {
+  try {
+    return await compareRegistration(conf, rec);
+  } catch (err) {
+    throw datapathFailure(err, 'check', `${rec.namespace}/${rec.name}`);
+  }
+}
+
+async function compareRegistration(conf: NodePaths, rec: AttachmentRecord): Promise<string | undefined> {
   if (!datapathInstalled(conf.bpfPinDir)) return `the datapath is not installed (no maps in ${conf.bpfPinDir})`;
   const reg = registrationOf(rec);
   const cg = await readPodByCgroup(conf.bpfPinDir, reg.cgroupId);

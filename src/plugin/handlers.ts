@@ -11,6 +11,7 @@ import { K8S_ARGS } from '../cni/env.js';
 import { isPodUid } from '../sys/pod-cgroup.js';
 import { acquireLock, LockTimeoutError } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
+import { preloadNative } from '../sys/native.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
 import { datapathInstalled } from '../node/datapath.js';
 import { stateLockPath } from '../node/state-lock.js';
@@ -127,6 +128,7 @@ async function add(req: CniRequest) {
     throw new CniError(PluginErrorCode.NoPodIp, `the previous plugin's result has no IP for ${who.namespace}/${who.name}: nothing to register`);
   }
   const record = buildRecord(req, conf, lookup.pod, { ...who, uid: who.uid }, { ipv4, ipv6 });
+  preloadNative(); // outside the lock, which every CNI call of the node waits for
   await locked(conf, () => registerAttachment(conf, record, req.log));
   req.log.info('registered', { ipv4, ipv6, cgroup: record.cgroupPath, cgroupId: record.cgroupId, source: lookup.source });
   return prev;
@@ -139,6 +141,7 @@ async function del(req: CniRequest) {
     req.log.debug('no attachment records on this node: nothing to remove', { stateDir: conf.stateDir });
     return;
   }
+  preloadNative();
   await locked(conf, async () => {
     let rec;
     try {
@@ -184,6 +187,7 @@ async function gc(req: CniRequest) {
     return;
   }
   const keep = new Set(valid.map((a) => `${a.containerID}@${a.ifname}`));
+  preloadNative();
   await locked(conf, async () => {
     const { records, problems } = listRecords(conf.stateDir);
     for (const p of problems) req.log.warn('unreadable attachment record skipped', { error: p });

@@ -5,6 +5,7 @@ import { CniError, CniErrorCode } from '../cni/errors.js';
 import { createLogger, LogFileRefused } from '../log/logger.js';
 import { handlers } from './handlers.js';
 import { parseLogConfig } from './log-config.js';
+import { stdinFromFd, stdoutToFd } from '../sys/fd-io.js';
 
 /** The logger of one call, from the config's log_level and log_file (stderr off only in tests). */
 export function pluginLogger(opts: { stderr?: boolean } = {}): SkelOptions['createLogger'] {
@@ -20,5 +21,5 @@ export function pluginLogger(opts: { stderr?: boolean } = {}): SkelOptions['crea
 }
 
 export async function runPlugin(): Promise<number> {
-  return runCni({ env: process.env, stdin: process.stdin, stdout: process.stdout }, handlers, { createLogger: pluginLogger() });
+  return runCni({ env: process.env, stdin: stdinFromFd(), stdout: stdoutToFd() }, handlers, { createLogger: pluginLogger() });
 }

@@ -58,14 +58,23 @@ function fsyncDir(dir: string): void {
   }
 }
 
+export interface AtomicWriteOptions {
+  /**
+   * fsync the file and its directory (default true): the new content survives a
+   * crash of the machine. Without it readers still see the old content or the
+   * new, never a part, and a killed writer leaves the old one.
+   */
+  durable?: boolean;
+}
+
 /** Write `data` to a fresh temp file beside `path` and sync it; returns the temp path. */
-function writeTemp(path: string, write: (fd: number) => void, mode: number): string {
+function writeTemp(path: string, write: (fd: number) => void, mode: number, durable = true): string {
   const tmp = atomicTempPath(path);
   const fd = openSync(tmp, 'wx', mode);
   try {
     fchmodSync(fd, mode); // exactly `mode`, whatever the umask
     write(fd);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -76,17 +85,17 @@ function writeTemp(path: string, write: (fd: number) => void, mode: number): str
 }
 
 /** Move a synced temp file into place and sync the directory. */
-function commit(tmp: string, path: string): void {
+function commit(tmp: string, path: string, durable = true): void {
   try {
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
   }
-  fsyncDir(dirname(path));
+  if (durable) fsyncDir(dirname(path));
 }
 
-export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number, opts: AtomicWriteOptions = {}): void {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
   const tmp = writeTemp(
     path,
@@ -95,8 +104,9 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode: n
       while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
     },
     mode,
+    opts.durable,
   );
-  commit(tmp, path);
+  commit(tmp, path, opts.durable);
 }
 
 /** Copy the file `source` into place at `path` atomically (the running executable into the CNI bin dir). */

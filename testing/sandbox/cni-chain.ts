@@ -3,7 +3,7 @@
 // final result is cached; DEL in reverse order, each getting the cached result
 // (libcni's behaviour), or none at all (containerd's second DEL on remove).
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
 
 export type Json = Record<string, unknown>;
@@ -29,6 +29,8 @@ export interface Runtime {
    * node's netns), so that host-side links such as the bridge stay out of the host.
    */
   runInNetns?: string;
+  /** Environment over the default (PATH as this process has it): `{ PATH: '' }` runs the plugins with no tool reachable. */
+  env?: Record<string, string>;
 }
 
 export class PluginError extends Error {
@@ -51,6 +53,14 @@ function findPlugin(type: string, dirs: string[]): string {
   throw new Error(`plugin '${type}' not found in ${dirs.join(':')}`);
 }
 
+/** `name` found on this process's PATH (so a plugin run with another PATH still starts through it). */
+function onPath(name: string): string {
+  for (const d of (process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
+    if (d && existsSync(join(d, name))) return join(d, name);
+  }
+  return name;
+}
+
 function pluginConfig(list: Conflist, plugin: Json, rt: Runtime, prevResult: Json | undefined): Json {
   const conf: Json = { ...plugin, cniVersion: list.cniVersion, name: list.name };
   const caps = plugin['capabilities'];
@@ -71,7 +81,7 @@ export async function execPlugin(command: string, list: Conflist, plugin: Json, 
   const args = Object.entries(rt.args ?? {}).map(([k, v]) => `${k}=${v}`).join(';');
   // nsenter switches only the network namespace; `ip netns exec` would also
   // remount /sys and hide /sys/fs/bpf and /sys/fs/cgroup from the plugin.
-  const [file, argv] = rt.runInNetns ? ['nsenter', [`--net=/var/run/netns/${rt.runInNetns}`, '--', bin]] : [bin, []];
+  const [file, argv] = rt.runInNetns ? [onPath('nsenter'), [`--net=/var/run/netns/${rt.runInNetns}`, '--', bin]] : [bin, []];
   const r = await execa(file, argv, {
     input: JSON.stringify(pluginConfig(list, plugin, rt, prevResult)),
     env: {
@@ -82,6 +92,7 @@ export async function execPlugin(command: string, list: Conflist, plugin: Json, 
       CNI_ARGS: args,
       CNI_PATH: rt.binDirs.join(':'),
       PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      ...rt.env,
     },
     extendEnv: false,
     reject: false,

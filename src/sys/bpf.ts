@@ -1,0 +1,282 @@
+// The bpf(2) commands the CNI plugin needs, made in-process through the native
+// module: open a pinned object, read and write map entries, walk a map's keys,
+// and ask the kernel what a map or program is. Each attr is packed here with the
+// offsets of <linux/bpf.h>; the native side copies it into a zeroed union.
+import { closeSync, readFileSync } from 'node:fs';
+import { native, type NativeModule } from './native.js';
+import { SyscallError } from './syscall-error.js';
+
+const CMD = {
+  MAP_LOOKUP_ELEM: 1,
+  MAP_UPDATE_ELEM: 2,
+  MAP_DELETE_ELEM: 3,
+  MAP_GET_NEXT_KEY: 4,
+  OBJ_GET: 7,
+  PROG_GET_FD_BY_ID: 13,
+  OBJ_GET_INFO_BY_FD: 15,
+  MAP_LOOKUP_BATCH: 24,
+} as const;
+const CMD_NAME: Record<number, string> = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BPF_${k}`]));
+
+export const BPF_ANY = 0;
+export const BPF_NOEXIST = 1;
+export const BPF_EXIST = 2;
+export type UpdateFlag = 'any' | 'noexist' | 'exist';
+const FLAG: Record<UpdateFlag, number> = { any: BPF_ANY, noexist: BPF_NOEXIST, exist: BPF_EXIST };
+
+const ENOENT = 2;
+const EINVAL = 22;
+const ENOTSUPP = 524; // the kernel's own, for map types without batch ops
+
+/** Map types whose values are per CPU (lookups return one value per possible CPU). */
+const PERCPU_TYPES = new Set([5 /* PERCPU_HASH */, 6 /* PERCPU_ARRAY */, 10 /* LRU_PERCPU_HASH */]);
+
+function attr(size: number): { bytes: Uint8Array; view: DataView } {
+  const bytes = new Uint8Array(size);
+  return { bytes, view: new DataView(bytes.buffer) };
+}
+
+function call(n: NativeModule, cmd: number, a: Uint8Array, target: string): number {
+  const r = n.bpf(cmd, a);
+  if (r < 0) throw new SyscallError(CMD_NAME[cmd] ?? `bpf command ${cmd}`, target, -r);
+  return r;
+}
+
+function cString(s: string): Uint8Array {
+  return Buffer.from(`${s}\0`, 'utf8');
+}
+
+function nameOf(bytes: Uint8Array): string {
+  const end = bytes.indexOf(0);
+  return Buffer.from(bytes.subarray(0, end < 0 ? bytes.length : end)).toString('utf8');
+}
+
+/** A pinned map or program as an fd (BPF_OBJ_GET). */
+export function objGet(path: string): number {
+  const n = native();
+  const p = cString(path);
+  const { bytes, view } = attr(16);
+  view.setBigUint64(0, n.addressOf(p), true); // pathname
+  return call(n, CMD.OBJ_GET, bytes, path);
+}
+
+export interface MapInfo {
+  type: number;
+  id: number;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  name: string;
+}
+
+export interface ProgInfo {
+  type: number;
+  id: number;
+  tag: string;
+  name: string;
+}
+
+function objInfo(fd: number, size: number, target: string): DataView {
+  const n = native();
+  const info = new Uint8Array(size);
+  const { bytes, view } = attr(16);
+  view.setUint32(0, fd, true); // info.bpf_fd
+  view.setUint32(4, size, true); // info.info_len
+  view.setBigUint64(8, n.addressOf(info), true); // info.info
+  call(n, CMD.OBJ_GET_INFO_BY_FD, bytes, target);
+  return new DataView(info.buffer);
+}
+
+/** struct bpf_map_info (type, id, key_size, value_size, max_entries, map_flags, name[16]). */
+export function mapInfo(fd: number, target: string): MapInfo {
+  const v = objInfo(fd, 40, target);
+  return {
+    type: v.getUint32(0, true),
+    id: v.getUint32(4, true),
+    keySize: v.getUint32(8, true),
+    valueSize: v.getUint32(12, true),
+    maxEntries: v.getUint32(16, true),
+    name: nameOf(new Uint8Array(v.buffer, 24, 16)),
+  };
+}
+
+/** struct bpf_prog_info up to name[16] (at 64). */
+export function progInfo(fd: number, target: string): ProgInfo {
+  const v = objInfo(fd, 80, target);
+  return {
+    type: v.getUint32(0, true),
+    id: v.getUint32(4, true),
+    tag: Buffer.from(new Uint8Array(v.buffer, 8, 8)).toString('hex'),
+    name: nameOf(new Uint8Array(v.buffer, 64, 16)),
+  };
+}
+
+/** A program by its id (BPF_PROG_GET_FD_BY_ID), undefined when it is gone. */
+export function progFdById(id: number): number | undefined {
+  const n = native();
+  const { bytes, view } = attr(16);
+  view.setUint32(0, id, true); // prog_id
+  const r = n.bpf(CMD.PROG_GET_FD_BY_ID, bytes);
+  if (r === -ENOENT) return undefined;
+  if (r < 0) throw new SyscallError('BPF_PROG_GET_FD_BY_ID', `program id ${id}`, -r);
+  return r;
+}
+
+let possibleCpus: number | undefined;
+/** How many values a per-CPU map returns: the possible CPUs (`0-3,8-11` style list). */
+export function possibleCpuCount(): number {
+  if (possibleCpus === undefined) {
+    let count = 0;
+    for (const part of readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      count += b === undefined ? 1 : b - (a ?? 0) + 1;
+    }
+    possibleCpus = Math.max(1, count);
+  }
+  return possibleCpus;
+}
+
+/**
+ * A pinned map, opened once: every key and value is checked against the
+ * sizes the kernel reports for it, so a wrong layout is an error and never a
+ * partial write. `name` is what errors call it.
+ */
+export class BpfMap {
+  readonly info: MapInfo;
+  /** Bytes one lookup returns: value_size, or value_size rounded to 8 per possible CPU. */
+  readonly valueBytes: number;
+  readonly percpu: boolean;
+  private fd: number;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+    try {
+      this.info = mapInfo(fd, path);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.percpu = PERCPU_TYPES.has(this.info.type);
+    this.valueBytes = this.percpu ? Math.ceil(this.info.valueSize / 8) * 8 * possibleCpuCount() : this.info.valueSize;
+  }
+
+  static open(path: string): BpfMap {
+    return new BpfMap(path, objGet(path));
+  }
+
+  private keyAttr(key: Uint8Array | undefined, op: string): { n: NativeModule; bytes: Uint8Array; view: DataView } {
+    if (key && key.length !== this.info.keySize) {
+      throw new RangeError(`${op} on ${this.path}: a key of ${key.length} bytes, the map's keys are ${this.info.keySize}`);
+    }
+    const n = native();
+    const { bytes, view } = attr(32);
+    view.setUint32(0, this.fd, true); // map_fd
+    if (key) view.setBigUint64(8, n.addressOf(key), true); // key
+    return { n, bytes, view };
+  }
+
+  /** The value under `key`, undefined when there is none. */
+  lookup(key: Uint8Array): Uint8Array | undefined {
+    const { n, bytes, view } = this.keyAttr(key, 'BPF_MAP_LOOKUP_ELEM');
+    const value = new Uint8Array(this.valueBytes);
+    view.setBigUint64(16, n.addressOf(value), true); // value
+    const r = n.bpf(CMD.MAP_LOOKUP_ELEM, bytes);
+    if (r === -ENOENT) return undefined;
+    if (r < 0) throw new SyscallError('BPF_MAP_LOOKUP_ELEM', this.path, -r);
+    return value;
+  }
+
+  update(key: Uint8Array, value: Uint8Array, flag: UpdateFlag = 'any'): void {
+    if (value.length !== this.valueBytes) {
+      throw new RangeError(`BPF_MAP_UPDATE_ELEM on ${this.path}: a value of ${value.length} bytes, the map's values are ${this.valueBytes}`);
+    }
+    const { n, bytes, view } = this.keyAttr(key, 'BPF_MAP_UPDATE_ELEM');
+    view.setBigUint64(16, n.addressOf(value), true); // value
+    view.setBigUint64(24, BigInt(FLAG[flag]), true); // flags
+    call(n, CMD.MAP_UPDATE_ELEM, bytes, this.path);
+  }
+
+  /** Remove `key`; false when it was not there. */
+  delete(key: Uint8Array): boolean {
+    const { n, bytes } = this.keyAttr(key, 'BPF_MAP_DELETE_ELEM');
+    const r = n.bpf(CMD.MAP_DELETE_ELEM, bytes);
+    if (r === -ENOENT) return false;
+    if (r < 0) throw new SyscallError('BPF_MAP_DELETE_ELEM', this.path, -r);
+    return true;
+  }
+
+  /** The key after `key` (the first with undefined); undefined at the end. */
+  nextKey(key: Uint8Array | undefined): Uint8Array | undefined {
+    const { n, bytes, view } = this.keyAttr(key, 'BPF_MAP_GET_NEXT_KEY');
+    const next = new Uint8Array(this.info.keySize);
+    view.setBigUint64(16, n.addressOf(next), true); // next_key
+    const r = n.bpf(CMD.MAP_GET_NEXT_KEY, bytes);
+    if (r === -ENOENT) return undefined;
+    if (r < 0) throw new SyscallError('BPF_MAP_GET_NEXT_KEY', this.path, -r);
+    return next;
+  }
+
+  /** Every key (a hash map may change under the walk: entries added meanwhile may be missed). */
+  keys(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const limit = Math.max(this.info.maxEntries, 1) * 2;
+    for (let k = this.nextKey(undefined); k && out.length < limit; k = this.nextKey(k)) out.push(k);
+    return out;
+  }
+
+  /**
+   * Every entry present. One BPF_MAP_LOOKUP_BATCH call reads them all (kernel
+   * 5.6+); where the map type or kernel has none, keys are walked one by one
+   * (keys that vanish during the walk are skipped).
+   */
+  entries(): Array<{ key: Uint8Array; value: Uint8Array }> {
+    const batch = this.batchEntries();
+    if (batch) return batch;
+    const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+    for (const key of this.keys()) {
+      const value = this.lookup(key);
+      if (value) out.push({ key, value });
+    }
+    return out;
+  }
+
+  /** undefined: no batch lookup for this map (then the caller walks the keys). */
+  private batchEntries(): Array<{ key: Uint8Array; value: Uint8Array }> | undefined {
+    if (this.percpu) return undefined;
+    const n = native();
+    const count = Math.max(1, this.info.maxEntries);
+    const { keySize } = this.info;
+    const keys = new Uint8Array(count * keySize);
+    const values = new Uint8Array(count * this.valueBytes);
+    // The position between calls: opaque to us, a bucket number for hash maps (at least 4 bytes; key-sized is enough).
+    const tokens = [new Uint8Array(Math.max(8, keySize)), new Uint8Array(Math.max(8, keySize))];
+    const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+    for (let call = 0; ; call++) {
+      const { bytes, view } = attr(56);
+      if (call > 0) view.setBigUint64(0, n.addressOf(tokens[(call - 1) % 2] as Uint8Array), true); // in_batch
+      view.setBigUint64(8, n.addressOf(tokens[call % 2] as Uint8Array), true); // out_batch
+      view.setBigUint64(16, n.addressOf(keys), true);
+      view.setBigUint64(24, n.addressOf(values), true);
+      view.setUint32(32, count, true); // count
+      view.setUint32(36, this.fd, true); // map_fd
+      const r = n.bpf(CMD.MAP_LOOKUP_BATCH, bytes);
+      if (r < 0 && r !== -ENOENT) {
+        if (call === 0 && (r === -EINVAL || r === -ENOTSUPP)) return undefined;
+        throw new SyscallError('BPF_MAP_LOOKUP_BATCH', this.path, -r);
+      }
+      const got = view.getUint32(32, true);
+      for (let i = 0; i < got; i++) {
+        out.push({ key: keys.slice(i * keySize, (i + 1) * keySize), value: values.slice(i * this.valueBytes, (i + 1) * this.valueBytes) });
+      }
+      if (r === -ENOENT || out.length > count * 2) return out;
+    }
+  }
+
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
+  }
+}
