@@ -16,6 +16,7 @@ import { closeSync, constants, existsSync, openSync, rmSync, writeSync } from 'n
 import { dirname, join } from 'node:path';
 import { atomicTempPath } from './atomic-write.js';
 import { embeddedNative } from './native-embedded.js';
+import { errorMessage } from '../describe-error.js';
 
 /** What native/meshlane.c exports. Each call returns the syscall's result or -errno. */
 export interface NativeModule {
@@ -101,7 +102,7 @@ function loadEmbedded(bytes: Uint8Array): NativeModule {
       try {
         return how(dir, bytes);
       } catch (err) {
-        tried.push(`${how === fromTmpfile ? 'O_TMPFILE' : 'temp file'} in ${dir}: ${(err as Error).message.split('\n')[0] ?? ''}`);
+        tried.push(`${how === fromTmpfile ? 'O_TMPFILE' : 'temp file'} in ${dir}: ${errorMessage(err).split('\n')[0] ?? ''}`);
       }
     }
   }
@@ -130,7 +131,7 @@ export function native(): NativeModule {
     }
     return loaded;
   } catch (err) {
-    failure = err instanceof NativeModuleError ? err : new NativeModuleError(`cannot load meshlane's native module: ${(err as Error).message}`, { cause: err });
+    failure = err instanceof NativeModuleError ? err : new NativeModuleError(`cannot load meshlane's native module: ${errorMessage(err)}`, { cause: err });
     throw failure;
   }
 }

@@ -16,6 +16,7 @@ import { NETLINK_ROUTE, NLM_F, NetlinkSocket, parseAttrs, readStr, readU32, strA
 import { NetnsGoneError, inNetns } from './netns.js';
 import { native } from './native.js';
 import { SyscallError } from './syscall-error.js';
+import { errorMessage } from '../describe-error.js';
 
 /** Preference of meshlane's filters on both hooks (the inbound listener port, for recognition). */
 export const TC_PREF = 15006;
@@ -257,7 +258,7 @@ export async function attachTc(spec: TcAttachSpec): Promise<TcAttachResult> {
         // best effort: the error below is the one to report
       }
     }
-    throw new TcError(`attaching the inbound programs to ${spec.ifname} in ${spec.netnsPath} failed: ${(err as Error).message}`, { cause: err });
+    throw new TcError(`attaching the inbound programs to ${spec.ifname} in ${spec.netnsPath} failed: ${errorMessage(err)}`, { cause: err });
   } finally {
     link?.close();
     for (const fd of Object.values(fds)) closeSync(fd);
