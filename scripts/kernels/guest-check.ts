@@ -18,6 +18,8 @@ import { mkdirSync, readFileSync } from 'node:fs';
 interface ProbeLine {
   prog: string;
   type: string;
+  /** 'ok', or 'rejected: <the kernel's BTF error>' when libbpf loaded without the object's BTF. */
+  btf: string;
   load: 'ok' | 'error';
   error?: string;
   errno?: number;

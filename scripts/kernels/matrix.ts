@@ -12,6 +12,8 @@ import { KERNEL_PINS, kernelsBuildDir, repoRoot } from './pins.js';
 export interface ProbeLine {
   prog: string;
   type: string;
+  /** 'ok', or 'rejected: <the kernel's BTF error>' when libbpf loaded without the object's BTF. */
+  btf: string;
   load: 'ok' | 'error';
   error?: string;
   errno?: number;
@@ -89,13 +91,19 @@ export function formatTable(results: readonly KernelResult[], programs: readonly
   const loader = `| loader's \`bpftool prog loadall\` | ${results
     .map((r) => (r.check === null ? '-' : r.check.loaderLoadall.exit === 0 ? 'ok' : `exit ${r.check.loaderLoadall.exit}: \`${r.check.loaderLoadall.errors[0] ?? ''}\``))
     .join(' | ')} |`;
+  const btf = `| object BTF | ${results
+    .map((r) => {
+      const seen = [...new Set((r.check?.programs ?? []).map((p) => p.btf))];
+      return seen.length === 0 ? '-' : seen.map((b) => (b === 'ok' ? 'accepted' : `\`${b}\`: libbpf loads without it`)).join('; ');
+    })
+    .join(' | ')} |`;
   const show = `| \`bpftool -j cgroup show\` | ${results
     .map((r) => (r.check === null ? '-' : r.check.cgroupShow.exit === 0 ? `ok (${r.check.cgroupShow.listed} listed)` : `exit ${r.check.cgroupShow.exit}, printed \`${r.check.cgroupShow.stdout.trim()}\``))
     .join(' | ')} |`;
   const times = `| boot to init / check / qemu total (s) | ${results
     .map((r) => `${fmt(r.run.bootMs)} / ${fmt(r.run.runMs)} / ${fmt(r.run.totalMs)}`)
     .join(' | ')} |`;
-  return [head, sep, ...rows, loader, show, times].join('\n');
+  return [head, sep, ...rows, btf, loader, show, times].join('\n');
 }
 
 function fmt(ms: number | null): string {

@@ -21,11 +21,17 @@
 #include <unistd.h>
 
 #define LOG_SIZE (64u << 20)
-static char libbpf_msgs[16384];
+static char libbpf_msgs[1u << 20];
 static size_t libbpf_len;
 
 static int on_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
 	if (level == LIBBPF_DEBUG) return 0;
+	if (getenv("MLKPROBE_LOG")) {
+		va_list cp;
+		va_copy(cp, ap);
+		vfprintf(stderr, fmt, cp);
+		va_end(cp);
+	}
 	if (libbpf_len < sizeof(libbpf_msgs) - 1) {
 		int n = vsnprintf(libbpf_msgs + libbpf_len, sizeof(libbpf_msgs) - libbpf_len, fmt, ap);
 		if (n > 0) libbpf_len += (size_t)n;
@@ -163,6 +169,21 @@ int main(int argc, char **argv) {
 		}
 		printf("{\"prog\":");
 		json_str(target);
+		// libbpf loads without the object's BTF when the kernel refuses it (then
+		// global functions are verified as static ones): say so, with the kernel's reason.
+		char btf[1024] = "ok";
+		if (strstr(libbpf_msgs, "BTF is optional, ignoring")) {
+			char *end = strstr(libbpf_msgs, "-- END BTF LOAD LOG --");
+			char why[900] = "";
+			if (end) {
+				*end = 0;
+				last_error_line(libbpf_msgs, why, sizeof why);
+				*end = '-';
+			}
+			snprintf(btf, sizeof btf, "rejected: %s", why[0] ? why : "?");
+		}
+		printf(",\"btf\":");
+		json_str(btf);
 		printf(",\"type\":");
 		json_str(type ? type : "?");
 		if (r) {
