@@ -14,17 +14,8 @@
 // Prints one line `@@ML-CHECK <json>`.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-
-interface ProbeLine {
-  prog: string;
-  type: string;
-  /** 'ok', or 'rejected: <the kernel's BTF error>' when libbpf loaded without the object's BTF. */
-  btf: string;
-  load: 'ok' | 'error';
-  error?: string;
-  errno?: number;
-  attach: string;
-}
+// Type-only: erased by Node's type stripping, so nothing is loaded in the guest.
+import type { GuestCheck, ProbeLine } from './matrix.js';
 
 const [probe, object] = process.argv.slice(2);
 if (probe === undefined || object === undefined) {
@@ -57,7 +48,7 @@ try {
   listed = null;
 }
 
-const result = {
+const result: GuestCheck = {
   kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
   programs,
   probeExit: p.status,
