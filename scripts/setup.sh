@@ -15,8 +15,9 @@ fi
 # gcc/libc6-dev build the C test programs in testing/tools; openssl makes the test
 # certificates of the Kubernetes API tests; containerd (with ctr and its runc
 # shim), runc and busybox-static run the end-to-end test's private containerd
-# and its locally built pause image (test/e2e/containerd.test.ts).
-APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl containerd runc busybox-static)
+# and its locally built pause image (test/e2e/containerd.test.ts);
+# qemu-system-x86 boots Debian's kernels for the kernel matrix (scripts/kernels/).
+APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl containerd runc busybox-static qemu-system-x86)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
