@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APT_SUITES, DEBIAN_KEYRING, KERNEL_PINS, type KernelPin, kernelsBuildDir, pinByName } from './pins.js';
+import { acquireLock } from '../../src/sys/lock.js';
 
 export interface UnpackedKernel {
   pin: KernelPin;
@@ -91,8 +92,28 @@ async function download(pin: KernelPin): Promise<string> {
   return deb;
 }
 
-/** Download (if needed) and unpack one pinned kernel. */
-export async function ensureKernel(pin: KernelPin): Promise<UnpackedKernel> {
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Download (if needed) and unpack one pinned kernel. One at a time: the guests of
+ * a matrix start side by side, and apt's private lists and the unpack dirs are
+ * shared, within this process (a queue) and with other test runs (a lock file).
+ */
+export function ensureKernel(pin: KernelPin): Promise<UnpackedKernel> {
+  const next = queue.then(async () => {
+    mkdirSync(kernelsBuildDir, { recursive: true });
+    const release = await acquireLock(join(kernelsBuildDir, 'fetch.lock'), 600_000);
+    try {
+      return await ensureKernelNow(pin);
+    } finally {
+      release();
+    }
+  });
+  queue = next.catch(() => undefined);
+  return next;
+}
+
+async function ensureKernelNow(pin: KernelPin): Promise<UnpackedKernel> {
   const dir = join(kernelsBuildDir, pin.name);
   const root = join(dir, 'root');
   const marker = join(dir, 'unpacked');
