@@ -26,13 +26,14 @@ export function wrapPlugin(binDir: string, recordDir: string, name = 'meshlane')
   if (!existsSync(bin)) throw new Error(`${bin} is missing: nothing to wrap`);
   renameSync(bin, real);
   const script = `#!/bin/sh
-# meshlane e2e: record this CNI call, then run the real plugin with the same stdin and env.
+# meshlane e2e: record this CNI call, then run the real plugin with the same stdin and env,
+# but a PATH that holds nothing: the plugin needs no tool of the host (bpftool, tc, ip, nsenter).
 d=${sh(recordDir)}/"$(date +%s%N)-$$"
 mkdir -p "$d" || exit 1
 printf '%s' "$CNI_COMMAND" > "$d/command"
 printf '%s' "$CNI_CONTAINERID" > "$d/container"
 cat > "$d/stdin"
-${sh(real)} < "$d/stdin" > "$d/stdout"
+PATH=/nonexistent ${sh(real)} < "$d/stdin" > "$d/stdout"
 rc=$?
 printf '%s' "$rc" > "$d/rc"
 cat "$d/stdout"

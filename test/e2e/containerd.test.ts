@@ -5,7 +5,8 @@
 // annotations of real Istio-injected pods. A native-sidecar pod is registered
 // at RunPodSandbox and a process in it has its TCP traffic steered through a
 // proxy running as uid 1337 in that pod; an iptables-mode (classic) Istio pod
-// is left alone; StopPodSandbox + RemovePodSandbox leave nothing behind.
+// is left alone; StopPodSandbox + RemovePodSandbox leave nothing behind. containerd runs the
+// plugin (through the recorder) with a PATH that holds nothing: no host tool on the CNI path.
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
