@@ -1,5 +1,6 @@
 // Parts of the single executable that most calls never use: the CLI and
-// installer, the Kubernetes client, the native module and the eBPF object.
+// installer, the Kubernetes client, the Istio-rules probe, the native module and
+// the eBPF object.
 // scripts/build.mjs appends them to dist/meshlane after the SEA blob, so that a
 // CNI call does not read, compile or scan them (big literals in the main script
 // cost start-up even unused). This module is bundled into each script; it reads
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 
 export const MAGIC = 'MLPARTS1';
 /** Where each part is when there is no trailer (relative to the bundle's directory, dist/). */
-export const PART_FILES = { cli: 'meshlane-cli.cjs', kube: 'meshlane-kube.cjs', native: 'native/meshlane.node', bpf: 'bpf/meshlane.o' };
+export const PART_FILES = { cli: 'meshlane-cli.cjs', kube: 'meshlane-kube.cjs', iptables: 'meshlane-iptables.cjs', native: 'native/meshlane.node', bpf: 'bpf/meshlane.o' };
 
 let index;
 

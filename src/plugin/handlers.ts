@@ -18,7 +18,6 @@ import { stateLockPath } from '../node/state-lock.js';
 import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 import { lookupPod } from './pod-source.js';
 import { AnnotationError, interceptionMode } from '../mesh/index.js';
-import { probeIstioRules } from '../sys/iptables.js';
 import { buildRecord, registrationMatches, registerAttachment, unregisterAttachment } from '../node/registration.js';
 import { CorruptRecordError, listRecords, readRecord, recordsPossible, removeRecord } from '../node/records.js';
 import { errorMessage } from '../describe-error.js';
@@ -79,6 +78,8 @@ async function tproxyBesideIstioCni(req: CniRequest, annotations: Record<string,
     return false; // an invalid value: the registration refuses it with the annotation named
   }
   if (mode !== 'TPROXY') return false;
+  // Loaded only here: the probe runs processes (execa), which no other CNI call needs.
+  const { probeIstioRules } = await import('../sys/iptables.js');
   const probe = await probeIstioRules(req.netns);
   if (probe.state !== 'present') {
     req.log.info('TPROXY pod without Istio\'s rules in its netns: refusing it (meshlane alone cannot do TPROXY)', { istioRules: probe.state, detail: probe.detail });
