@@ -152,6 +152,8 @@ export async function runInGuest(kernelName: string, opts: GuestRunOptions): Pro
     ].join('\n');
     writeFileSync(join(extra, 'cmd'), script);
     writeFileSync(join(extra, 'nonce'), `${nonce}\n`);
+    // Dirs the guest's own /tmp and /run must not hide (a clone below /tmp, as CI may make).
+    writeFileSync(join(extra, 'keep'), `${[...new Set([repoRoot, opts.cwd ?? repoRoot])].join('\n')}\n`);
     const extraCpio = join(work, 'extra.cpio');
     await cpioFrom(extra, extraCpio);
     const initrd = join(work, 'initrd.cpio');
