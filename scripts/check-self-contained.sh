@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A clone must build and test from its own tree: nothing it runs may read a
-# folder beside the repo (such as ../shared, where the upstream fixtures came
-# from; the tests read their copies in testing/fixtures). Prints each offending
+# folder beside the repo (such as the workplace's shared folder, where the
+# upstream fixtures came from; the tests read their copies in testing/fixtures). Prints each offending
 # line and exits 1; exits 0 when the tree is self-contained.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The patterns: a path that climbs out of the repo into "shared", or a path
-# joined from a bare 'shared' component (resolve(root, '..', 'shared', ...)).
-hits=$(git grep -n -I -E -e '\.\./shared' -e "['\"]shared['\"]" -- \
+# The patterns: a path that climbs out of the repo into that folder, or a path
+# joined from its bare name as one component (resolve(root, '..', NAME, ...)).
+# Built from parts, so that this file holds neither pattern itself.
+name="sha""red"
+hits=$(git grep -n -I -E -e "\\.\\./${name}" -e "['\"]${name}['\"]" -- \
   src test scripts testing bpf install .ci package.json tsconfig.json \
   ':!scripts/check-self-contained.sh' ':!testing/fixtures/README.md' || true)
 if [ -n "$hits" ]; then
