@@ -88,7 +88,7 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
         state.ready = r.datapath && r.conflist;
         state.reason = state.ready ? `datapath attached, ${r.conflistFile ?? 'conflist'} chained` : r.reason;
         if (r.datapath && opts.afterPass) {
-          await opts.afterPass(r).catch((err: unknown) => log.error('reconcile round failed; retrying next pass', { error: err instanceof Error ? err.message : String(err) }));
+          await opts.afterPass(r).catch((err: unknown) => log.error('reconcile round failed; retrying next pass', { error: errorMessage(err) }));
         }
         if (r.wroteConflist) {
           state.conflistWrites += 1;

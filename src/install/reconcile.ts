@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { criClient, CriError, DEFAULT_CRI_SOCKETS, type CriClient } from '../cri/client.js';
 import { netnsFromInfo } from '../cri/messages.js';
+import { errorMessage } from '../describe-error.js';
 import type { Logger } from '../log/logger.js';
 import { isIPv4, isIPv6 } from 'node:net';
 import type { NodePaths } from '../node/paths.js';
@@ -148,8 +149,14 @@ export class Reconciler {
       mkdirp(this.opts.paths.stateDir, 0o700);
       writeFileAtomic(totalsPath(this.opts.paths.stateDir), `${JSON.stringify(this.totals)}\n`, 0o600);
     } catch (err) {
-      this.log.warn('cannot save the reconcile totals', { error: err instanceof Error ? err.message : String(err) });
+      this.log.warn('cannot save the reconcile totals', { error: errorMessage(err) });
     }
+  }
+
+  /** One failed registration or removal: counted, logged, retried by the next round. */
+  private failed(report: RoundReport, what: string, pod: string, sandbox: string, err: unknown): void {
+    report.failed.push(`${pod}: ${errorMessage(err)}`);
+    this.log.error(`${what}; retrying next round`, { pod, sandbox, error: errorMessage(err) });
   }
 
   private locked<T>(body: () => Promise<T>): Promise<T> {
@@ -165,7 +172,7 @@ export class Reconciler {
         // A DEL may have come since the list: then there is nothing left to do.
         if (!readRecord(this.opts.paths.stateDir, rec.containerId, rec.ifname)) return false;
         if (d.keepMaps) {
-          await detachAttachment(rec, this.log).catch((err: unknown) => this.log.warn('detaching the inbound programs of a stale record failed', { pod: who, error: String(err) }));
+          await detachAttachment(rec, this.log).catch((err: unknown) => this.log.warn('detaching the inbound programs of a stale record failed', { pod: who, error: errorMessage(err) }));
           removeRecord(this.opts.paths.stateDir, rec.containerId, rec.ifname);
         } else {
           await unregisterAttachment(this.opts.paths, rec, this.log);
@@ -176,8 +183,7 @@ export class Reconciler {
       report.dropped.push(who);
       this.log.info('removed the registration of a gone pod', { pod: who, sandbox: rec.containerId, reason: d.reason, keptMaps: d.keepMaps });
     } catch (err) {
-      report.failed.push(`${who}: ${err instanceof Error ? err.message : String(err)}`);
-      this.log.error('cannot remove the registration of a gone pod; retrying next round', { pod: who, sandbox: rec.containerId, error: err instanceof Error ? err.message : String(err) });
+      this.failed(report, 'cannot remove the registration of a gone pod', who, rec.containerId, err);
     }
   }
 
@@ -214,8 +220,7 @@ export class Reconciler {
       report.registered.push(who);
       this.log.info('registered a sidecar pod that started while meshlane was not in the chain', { pod: who, sandbox: sb.id, netns: target.netns, ...ips });
     } catch (err) {
-      report.failed.push(`${who}: ${err instanceof Error ? err.message : String(err)}`);
-      this.log.error('cannot register a sidecar pod late; retrying next round', { pod: who, sandbox: sb.id, error: err instanceof Error ? err.message : String(err) });
+      this.failed(report, 'cannot register a sidecar pod late', who, sb.id, err);
     }
   }
 }
