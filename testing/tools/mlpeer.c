@@ -447,11 +447,13 @@ static int getsockopt_main(int argc, char **argv) {
 
   // A classic BPF filter of `insns` instructions: SO_GET_FILTER replies with
   // insns * 8 bytes (8 KiB by default, more than a page), sized by the kernel. optlen counts
-  // instructions, not bytes.
+  // instructions, not bytes. `A += 0` becomes one eBPF instruction each, so the
+  // filter the socket is charged for (~8 KiB) fits the 20 KiB net.core.optmem_max
+  // kernels before 6.9 default to (a packet load becomes several: ENOMEM there).
   {
     struct sock_filter *prog = calloc((size_t)insns, sizeof *prog);
     if (prog == NULL) return 1;
-    for (int k = 0; k < insns - 1; k++) prog[k] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0);
+    for (int k = 0; k < insns - 1; k++) prog[k] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, 0);
     prog[insns - 1] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffffu);
     struct sock_fprog fp = {.len = (unsigned short)insns, .filter = prog};
     int fs = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
