@@ -18,8 +18,13 @@ import { basename, join } from 'node:path';
 import { type UnpackedKernel, ensureKernel } from './fetch.js';
 import { pinByName, repoRoot } from './pins.js';
 
-/** Modules the guest loads (with their dependencies), when the kernel builds them as modules. */
-export const GUEST_MODULES: readonly string[] = ['virtio_pci', '9pnet_virtio', '9p', 'sch_ingress', 'cls_bpf', 'veth'];
+/**
+ * Modules the guest loads (with their dependencies), when the kernel builds them
+ * as modules: 9p and virtio to reach the host's root; tc's clsact and cls_bpf;
+ * veth and bridge for the sandbox node's pods (testing/sandbox); legacy iptables'
+ * filter table with the tcp match (the getsockopt test's IPT_SO_GET_ENTRIES).
+ */
+export const GUEST_MODULES: readonly string[] = ['virtio_pci', '9pnet_virtio', '9p', 'sch_ingress', 'cls_bpf', 'veth', 'bridge', 'iptable_filter', 'xt_tcpudp'];
 const BUSYBOX = '/bin/busybox';
 const INIT = join(repoRoot, 'scripts', 'kernels', 'init.sh');
 
