@@ -11,11 +11,12 @@ import { build } from 'esbuild';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { buildTool, toolsSrcDir } from '../../testing/sandbox/tools.js';
-import { type GuestRunResult, runInGuest } from './boot.js';
+import { type GuestRunResult, buildInitramfs, runInGuest } from './boot.js';
+import { ensureKernel } from './fetch.js';
 import { EXPECTED_FAILURES } from './expected-failures.js';
 import { type GuestFileResult, type Judged, type TableColumn, formatTestTable, isFailure, judge, parseHostTap, testName } from './guest-table.js';
 import { GUEST_NODE, OBJECT } from './matrix.js';
-import { KERNEL_PINS, kernelsBuildDir, repoRoot } from './pins.js';
+import { KERNEL_PINS, kernelsBuildDir, pinByName, repoRoot } from './pins.js';
 
 /**
  * The test files every kernel runs (the host runs them too, under tap), in two
@@ -157,7 +158,12 @@ export async function runGuestTests(
   const startedAt = new Date().toISOString();
   const t0 = Date.now();
   const bundles = await prepareGuestTests(files);
-  for (const k of kernels) rmSync(join(OUTPUT_DIR, k), { recursive: true, force: true });
+  for (const k of kernels) {
+    rmSync(join(OUTPUT_DIR, k), { recursive: true, force: true });
+    // Fetched and its initramfs made here, one kernel at a time: two guests of one
+    // kernel start together below, and must not both rewrite its cached initramfs.
+    await buildInitramfs(await ensureKernel(pinByName(k)));
+  }
   const bundleOf = (f: string): string => bundles[files.indexOf(f)] as string;
   const groups = GUEST_TEST_GROUPS.map((g) => g.filter((f) => files.includes(f))).filter((g) => g.length > 0);
   const version = (k: string): number => Number(k.split('.')[0]) * 1000 + Number(k.split('.')[1] ?? 0);
