@@ -12,7 +12,7 @@ import { KERNEL_PINS } from '../../scripts/kernels/pins.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the kernel tests in qemu guests');
-// Measured on a busy 2-core machine: 27 min of guests one at a time, so about 14 two at a time.
+// Measured on a shared 2-core machine: 16.5 to 27 min of guests one at a time, so 8.5 to 14 two at a time.
 t.setTimeout(40 * 60_000);
 
 // MESHLANE_GUEST_JOBS=1: one guest at a time (a machine shared with other work).
