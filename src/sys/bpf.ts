@@ -26,6 +26,7 @@ const FLAG: Record<UpdateFlag, number> = { any: BPF_ANY, noexist: BPF_NOEXIST, e
 
 const ENOENT = 2;
 const EINVAL = 22;
+const ENOSPC = 28;
 const ENOTSUPP = 524; // the kernel's own, for map types without batch ops
 
 /** Map types whose values are per CPU (lookups return one value per possible CPU). */
@@ -233,8 +234,16 @@ export class BpfMap {
    * (keys that vanish during the walk are skipped).
    */
   entries(): Array<{ key: Uint8Array; value: Uint8Array }> {
-    const batch = this.batchEntries();
-    if (batch) return batch;
+    const batch = this.readAll();
+    if (batch) {
+      const { count, keys, values } = batch;
+      const { keySize } = this.info;
+      const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+      for (let i = 0; i < count; i++) {
+        out.push({ key: keys.slice(i * keySize, (i + 1) * keySize), value: values.slice(i * this.valueBytes, (i + 1) * this.valueBytes) });
+      }
+      return out;
+    }
     const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
     for (const key of this.keys()) {
       const value = this.lookup(key);
@@ -243,35 +252,40 @@ export class BpfMap {
     return out;
   }
 
-  /** undefined: no batch lookup for this map (then the caller walks the keys). */
-  private batchEntries(): Array<{ key: Uint8Array; value: Uint8Array }> | undefined {
+  /**
+   * Every entry present, packed: entry i's key at i * keySize of `keys`, its
+   * value at i * valueBytes of `values` (no per-entry copies: a DEL with
+   * thousands of pods registered searches these buffers natively). undefined:
+   * no batch lookup for this map type or kernel (then walk `keys()`).
+   */
+  readAll(): { count: number; keys: Uint8Array; values: Uint8Array } | undefined {
     if (this.percpu) return undefined;
     const n = native();
-    const count = Math.max(1, this.info.maxEntries);
     const { keySize } = this.info;
-    const keys = new Uint8Array(count * keySize);
-    const values = new Uint8Array(count * this.valueBytes);
+    // A hash map never holds more than max_entries; room for twice that covers
+    // entries that move buckets between two calls of one read.
+    const capacity = 2 * Math.max(1, this.info.maxEntries);
+    const keys = new Uint8Array(capacity * keySize);
+    const values = new Uint8Array(capacity * this.valueBytes);
     // The position between calls: opaque to us, a bucket number for hash maps (at least 4 bytes; key-sized is enough).
     const tokens = [new Uint8Array(Math.max(8, keySize)), new Uint8Array(Math.max(8, keySize))];
-    const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+    let count = 0;
     for (let call = 0; ; call++) {
       const { bytes, view } = attr(56);
       if (call > 0) view.setBigUint64(0, n.addressOf(tokens[(call - 1) % 2] as Uint8Array), true); // in_batch
       view.setBigUint64(8, n.addressOf(tokens[call % 2] as Uint8Array), true); // out_batch
-      view.setBigUint64(16, n.addressOf(keys), true);
-      view.setBigUint64(24, n.addressOf(values), true);
-      view.setUint32(32, count, true); // count
+      view.setBigUint64(16, n.addressOf(keys.subarray(count * keySize)), true);
+      view.setBigUint64(24, n.addressOf(values.subarray(count * this.valueBytes)), true);
+      view.setUint32(32, capacity - count, true); // count: room left
       view.setUint32(36, this.fd, true); // map_fd
       const r = n.bpf(CMD.MAP_LOOKUP_BATCH, bytes);
       if (r < 0 && r !== -ENOENT) {
         if (call === 0 && (r === -EINVAL || r === -ENOTSUPP)) return undefined;
         throw new SyscallError('BPF_MAP_LOOKUP_BATCH', this.path, -r);
       }
-      const got = view.getUint32(32, true);
-      for (let i = 0; i < got; i++) {
-        out.push({ key: keys.slice(i * keySize, (i + 1) * keySize), value: values.slice(i * this.valueBytes, (i + 1) * this.valueBytes) });
-      }
-      if (r === -ENOENT || out.length > count * 2) return out;
+      count += view.getUint32(32, true);
+      if (r === -ENOENT) return { count, keys, values };
+      if (count >= capacity) throw new SyscallError('BPF_MAP_LOOKUP_BATCH', this.path, ENOSPC, 'the map grew faster than it could be read: try again');
     }
   }
 
