@@ -3,7 +3,7 @@
 // the CNI config. The JSON shape is stable for scripts (version field).
 import { existsSync, readdirSync } from 'node:fs';
 import { fromMapped16 } from '../bpf/addr.js';
-import { progShow } from '../bpf/bpftool.js';
+import { pinnedProgram } from '../bpf/readback.js';
 import { COUNTERS, POD_F, type CounterName } from '../bpf/layout.js';
 import { attachedPrograms } from '../bpf/loader.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, TC_PROGRAMS, pinPaths } from '../bpf/names.js';
@@ -124,7 +124,12 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   const pinnedProgs = existsSync(p.progs) ? readdirSync(p.progs) : [];
   for (const name of ALL_PROGRAMS) {
     const pinned = pinnedProgs.includes(name);
-    const id = pinned ? (await progShow(p.prog(name)).catch(() => undefined))?.id : undefined;
+    let id: number | undefined;
+    try {
+      id = pinned ? pinnedProgram(p.prog(name)).id : undefined;
+    } catch (e) {
+      problems.push(`cannot read the pinned program ${p.prog(name)}: ${errorMessage(e)}`);
+    }
     const attachedTo = attached.filter((a) => a.name === name).map((a) => `${cgroupRoot} (${a.attach_type}${a.id !== id ? `, id ${a.id}` : ''})`);
     report.programs.push({ name, ...(id !== undefined ? { id } : {}), pinned, attachedTo });
   }
