@@ -9,6 +9,7 @@ import { attachedPrograms } from '../bpf/loader.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, TC_PROGRAMS, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
 import { listRecords, type AttachmentRecord } from '../node/records.js';
+import { readKernelRefusal } from '../node/kernel-refusal.js';
 import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
 import { readTotals, totalsPath, type ReconcileTotals } from './reconcile.js';
@@ -92,6 +93,8 @@ export interface StatusReport {
   node: NodeModeSummary;
   /** `istioCni`: the list holding meshlane's entry also holds an istio-cni entry (so it runs beside istio-cni). */
   conflist?: { file?: string; hasEntry: boolean; detail: string; istioCni?: boolean };
+  /** The installer refused this node's kernel (in this boot): its one message. */
+  kernelRefused?: string;
   /** The installer's reconcile rounds: totals since the state dir was made, and the pods registered late now. */
   reconcile?: ReconcileTotals & { registeredLateNow: number };
 }
@@ -190,6 +193,8 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     }
   }
   report.node = nodeMode(report.pods);
+  const refusal = readKernelRefusal(stateDir);
+  if (refusal) report.kernelRefused = refusal.message;
   if (existsSync(totalsPath(stateDir))) report.reconcile = { ...readTotals(stateDir), registeredLateNow: report.pods.filter((p) => p.registeredLate).length };
   return report;
 }
@@ -256,6 +261,7 @@ function whereAttached(p: StatusReport['programs'][number]): string {
 export function renderStatus(r: StatusReport): string {
   const lines: string[] = [];
   lines.push(`datapath: ${r.installed ? 'installed' : 'NOT installed'} (pins ${r.pinDir}, cgroup ${r.cgroupRoot})`);
+  if (r.kernelRefused) lines.push(`kernel: REFUSED by meshlane install: ${r.kernelRefused}`);
   if (r.conflist) lines.push(`CNI config: ${r.conflist.hasEntry ? 'chained' : 'NOT chained'}${r.conflist.file ? ` in ${r.conflist.file}` : ''}${r.conflist.istioCni ? ' after istio-cni' : ''} (${r.conflist.detail})`);
   const n = r.node;
   lines.push(`node mode: ${NODE_MODE_TEXT[n.mode]}${r.pods.length ? `; Istio rules present in ${n.podsWithIstioRules} of ${r.pods.length} pods${n.podsUnknown ? `, unknown in ${n.podsUnknown}` : ''}` : ''}`);
