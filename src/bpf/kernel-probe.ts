@@ -168,7 +168,7 @@ function helperPhrases(f: KernelFeatures): string[] {
 }
 
 const FLOOR = 'meshlane needs Linux 5.10 or later';
-const CAPS = 'The installer needs CAP_SYS_ADMIN (or CAP_BPF and CAP_NET_ADMIN)';
+const CAPS = 'The installer needs CAP_SYS_ADMIN (or CAP_BPF and CAP_NET_ADMIN), and before Linux 5.11 CAP_SYS_RESOURCE or a large enough RLIMIT_MEMLOCK';
 
 export function judgeKernel(f: KernelFeatures): KernelVerdict {
   const missing: string[] = [];

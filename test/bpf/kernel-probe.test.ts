@@ -66,7 +66,7 @@ t.test('BPF not permitted: the capability hint, and nothing else probed is blame
   const f: KernelFeatures = { release: '6.12.118+deb12-amd64', bpf: { ok: false, why: 'denied', detail: 'EPERM: operation not permitted' }, cgroup2: { ok: true, dir: '/sys/fs/cgroup' }, programs: {}, helpers: {}, maps: {}, optional: {} };
   const v = judgeKernel(f);
   t.same(v.missing, ['BPF not permitted (EPERM: operation not permitted)']);
-  t.equal(v.message, 'meshlane cannot run on this kernel (Linux 6.12.118+deb12-amd64): BPF not permitted (EPERM: operation not permitted). The installer needs CAP_SYS_ADMIN (or CAP_BPF and CAP_NET_ADMIN)');
+  t.equal(v.message, 'meshlane cannot run on this kernel (Linux 6.12.118+deb12-amd64): BPF not permitted (EPERM: operation not permitted). The installer needs CAP_SYS_ADMIN (or CAP_BPF and CAP_NET_ADMIN), and before Linux 5.11 CAP_SYS_RESOURCE or a large enough RLIMIT_MEMLOCK');
 });
 
 t.test('a program type denied (CAP_BPF without CAP_NET_ADMIN) and a kernel without bpf(2)', async (t) => {
