@@ -11,11 +11,16 @@
 // new ones are attached next to the old ones, then the old ones detached, so
 // there is no moment without interception. Attaching is idempotent: a program
 // already attached to the cgroup is not attached again.
+//
+// What is read back from the kernel (what sits on the cgroup, a pinned
+// program's id and tag) is read in-process (./readback.ts), never through
+// bpftool's output, which depends on bpftool's version and the kernel's.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CommandError } from '../sys/exec.js';
 import { isBpffs, isCgroup2 } from '../sys/fsinfo.js';
-import { bpftool, cgroupShow, progShow, type CgroupAttachment } from './bpftool.js';
+import { bpftool } from './bpftool.js';
+import { cgroupAttachments, pinnedProgram, type CgroupAttachment } from './readback.js';
 import { DatapathError, loadFailure } from './errors.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths } from './names.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
@@ -69,7 +74,7 @@ function pinnedNames(dir: string): string[] {
 
 async function attachedOnCgroup(cgroupDir: string): Promise<CgroupAttachment[]> {
   try {
-    return await cgroupShow(cgroupDir);
+    return cgroupAttachments(cgroupDir);
   } catch (err) {
     throw new DatapathError(`cannot list the programs attached to ${cgroupDir}: ${errorMessage(err)}`, { cause: err });
   }
@@ -79,7 +84,7 @@ async function attachedOnCgroup(cgroupDir: string): Promise<CgroupAttachment[]> 
 async function pinnedPrograms(progsDir: string): Promise<Map<string, { id: number; tag: string }>> {
   const out = new Map<string, { id: number; tag: string }>();
   for (const name of pinnedNames(progsDir)) {
-    const info = await progShow(join(progsDir, name));
+    const info = pinnedProgram(join(progsDir, name));
     out.set(name, { id: info.id, tag: info.tag });
   }
   return out;
@@ -182,7 +187,8 @@ export async function installDatapath(loc: DatapathLocation, objectPath: string)
 /** Detach every meshlane program from the cgroup and the sockhash. Missing pieces are fine. */
 export async function detachDatapath(loc: DatapathLocation): Promise<string[]> {
   const detached: string[] = [];
-  if (existsSync(loc.cgroupDir)) {
+  // Nothing can be attached to a directory that is not cgroup v2 (a node without it was refused at install).
+  if (existsSync(loc.cgroupDir) && isCgroup2(loc.cgroupDir)) {
     const current = await attachedOnCgroup(loc.cgroupDir);
     for (const p of CGROUP_PROGRAMS) {
       for (const a of current.filter((x) => x.attach_type === p.shownAs && (x.name ?? '').startsWith(NAME_PREFIX))) {

@@ -1,19 +1,25 @@
-// The bpf(2) commands the CNI plugin needs, made in-process through the native
-// module: open a pinned object, read and write map entries, walk a map's keys,
-// and ask the kernel what a map or program is. Each attr is packed here with the
-// offsets of <linux/bpf.h>; the native side copies it into a zeroed union.
-import { closeSync, readFileSync } from 'node:fs';
+// The bpf(2) commands meshlane makes in-process through the native module:
+// open a pinned object, read and write map entries, walk a map's keys, ask the
+// kernel what a map or program is and which programs sit on a cgroup hook, and
+// the installer's feature probes (load a tiny program, create a tiny map).
+// Each attr is packed here with the offsets of <linux/bpf.h> that every kernel
+// since 5.x shares (never a field a newer kernel added: an older one refuses a
+// non-zero byte it does not know); the native side copies it into a zeroed union.
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { native, type NativeModule } from './native.js';
 import { SyscallError } from './syscall-error.js';
 
 const CMD = {
+  MAP_CREATE: 0,
   MAP_LOOKUP_ELEM: 1,
   MAP_UPDATE_ELEM: 2,
   MAP_DELETE_ELEM: 3,
   MAP_GET_NEXT_KEY: 4,
+  PROG_LOAD: 5,
   OBJ_GET: 7,
   PROG_GET_FD_BY_ID: 13,
   OBJ_GET_INFO_BY_FD: 15,
+  PROG_QUERY: 16,
   MAP_LOOKUP_BATCH: 24,
 } as const;
 const CMD_NAME: Record<number, string> = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BPF_${k}`]));
@@ -121,6 +127,104 @@ export function progFdById(id: number): number | undefined {
   if (r === -ENOENT) return undefined;
   if (r < 0) throw new SyscallError('BPF_PROG_GET_FD_BY_ID', `program id ${id}`, -r);
   return r;
+}
+
+/**
+ * The ids of the programs attached directly to a cgroup on one hook
+ * (BPF_PROG_QUERY, query_flags 0), in the order the kernel runs them. The attr
+ * is the layout every kernel since 4.15 reads (target_fd, attach_type,
+ * query_flags, attach_flags, prog_ids, prog_cnt): 6.0's prog_attach_flags
+ * stays zero, so a 5.10 kernel answers (bpftool 7.1 sets it, and 5.10 refuses).
+ */
+export function progQuery(cgroupDir: string, attachType: number): number[] {
+  const n = native();
+  const fd = openSync(cgroupDir, 'r');
+  try {
+    for (let room = 16; ; room *= 4) {
+      const ids = new Uint8Array(room * 4);
+      const { bytes, view } = attr(32);
+      view.setUint32(0, fd, true); // query.target_fd
+      view.setUint32(4, attachType, true); // query.attach_type
+      view.setBigUint64(16, n.addressOf(ids), true); // query.prog_ids
+      view.setUint32(24, room, true); // query.prog_cnt
+      const r = n.bpf(CMD.PROG_QUERY, bytes);
+      const count = view.getUint32(24, true);
+      if (r === -ENOSPC && room < 65536) continue; // more programs than room: the kernel says how many
+      if (r < 0) throw new SyscallError('BPF_PROG_QUERY', `${cgroupDir} (attach type ${attachType})`, -r);
+      const out: number[] = [];
+      const idView = new DataView(ids.buffer);
+      for (let i = 0; i < Math.min(count, room); i++) out.push(idView.getUint32(i * 4, true));
+      return out;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One instruction of a probe program (struct bpf_insn). */
+export interface BpfInsn {
+  code: number;
+  dst?: number;
+  src?: number;
+  off?: number;
+  imm?: number;
+}
+
+export interface ProbeLoad {
+  /** 0 when the kernel took the program, else errno. */
+  errno: number;
+  /** The verifier's log (log level 1), when the load failed. */
+  log: string;
+}
+
+/**
+ * Load a probe program and close it at once: does this kernel take a program
+ * of `progType` (with `expectedAttachType`) made of `insns`? The verifier's
+ * log comes back when it refused (libbpf's feature probes read it the same way).
+ */
+export function probeProgLoad(progType: number, expectedAttachType: number, insns: readonly BpfInsn[]): ProbeLoad {
+  const n = native();
+  const code = new Uint8Array(insns.length * 8);
+  const cv = new DataView(code.buffer);
+  insns.forEach((insn, i) => {
+    cv.setUint8(i * 8, insn.code);
+    cv.setUint8(i * 8 + 1, ((insn.src ?? 0) << 4) | (insn.dst ?? 0));
+    cv.setInt16(i * 8 + 2, insn.off ?? 0, true);
+    cv.setInt32(i * 8 + 4, insn.imm ?? 0, true);
+  });
+  const license = cString('GPL');
+  const log = new Uint8Array(4096);
+  const { bytes, view } = attr(72);
+  view.setUint32(0, progType, true); // prog_type
+  view.setUint32(4, insns.length, true); // insn_cnt
+  view.setBigUint64(8, n.addressOf(code), true); // insns
+  view.setBigUint64(16, n.addressOf(license), true); // license
+  view.setUint32(24, 1, true); // log_level
+  view.setUint32(28, log.length, true); // log_size
+  view.setBigUint64(32, n.addressOf(log), true); // log_buf
+  view.setUint32(68, expectedAttachType, true); // expected_attach_type
+  const r = n.bpf(CMD.PROG_LOAD, bytes);
+  if (r >= 0) {
+    closeSync(r);
+    return { errno: 0, log: '' };
+  }
+  return { errno: -r, log: nameOf(log) };
+}
+
+/** Create a map of `mapType` and close it at once: 0 when the kernel can, else errno. */
+export function probeMapCreate(mapType: number, keySize: number, valueSize: number, maxEntries: number): number {
+  const n = native();
+  const { bytes, view } = attr(20);
+  view.setUint32(0, mapType, true);
+  view.setUint32(4, keySize, true);
+  view.setUint32(8, valueSize, true);
+  view.setUint32(12, maxEntries, true);
+  const r = n.bpf(CMD.MAP_CREATE, bytes);
+  if (r >= 0) {
+    closeSync(r);
+    return 0;
+  }
+  return -r;
 }
 
 let possibleCpus: number | undefined;
