@@ -30,8 +30,8 @@ function installerEnv(opts: InstallOptions, log: Logger, env: Readonly<Record<st
     selfExe: selfExecutable(),
     async bpfObject() {
       if (opts.bpfObject) return opts.bpfObject;
-      const { embeddedObjectPath } = await import('./embedded-object.js');
-      return embeddedObjectPath(opts.stateDir);
+      const { embeddedObjectPaths } = await import('./embedded-object.js');
+      return embeddedObjectPaths(opts.stateDir);
     },
   };
 }

@@ -9,7 +9,7 @@
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type InstallReport } from '../bpf/loader.js';
+import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type DatapathObjects, type InstallReport } from '../bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
 import { judgeKernel, type KernelFeatures, type KernelVerdict } from '../bpf/kernel-probe.js';
 import { probeKernel } from '../bpf/probe-kernel.js';
@@ -41,8 +41,8 @@ export interface InstallerEnv {
   env: Readonly<Record<string, string | undefined>>;
   /** The executable to place in the CNI bin dir (the running SEA); undefined: not placed. */
   selfExe: string | undefined;
-  /** Path of the eBPF object to load. */
-  bpfObject(): Promise<string>;
+  /** Path of the eBPF object to load, or the two builds for the loader to choose from. */
+  bpfObject(): Promise<string | DatapathObjects>;
   /** Service account dir (tests point it elsewhere). */
   serviceAccountDir?: string;
   /** What the kernel offers (tests inject a result); the real probe by default. */
