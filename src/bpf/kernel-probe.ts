@@ -14,10 +14,11 @@
 // CONFIG_CGROUP_BPF) lacks it whatever its version says.
 
 /** bpf_prog_type values (<linux/bpf.h>). */
-export const PROG_TYPE = { SOCKET_FILTER: 1, SCHED_CLS: 3, SOCK_OPS: 13, SK_MSG: 16, CGROUP_SOCK_ADDR: 18, CGROUP_SOCKOPT: 25 } as const;
+export const PROG_TYPE = { SOCKET_FILTER: 1, SCHED_CLS: 3, CGROUP_SOCK: 9, SOCK_OPS: 13, SK_MSG: 16, CGROUP_SOCK_ADDR: 18, CGROUP_SOCKOPT: 25 } as const;
 
 /** bpf_attach_type values (<linux/bpf.h>). */
 export const ATTACH_TYPE = {
+  CGROUP_INET_SOCK_CREATE: 2,
   CGROUP_SOCK_OPS: 3,
   SK_MSG_VERDICT: 7,
   CGROUP_INET4_CONNECT: 10,
@@ -42,6 +43,7 @@ export const HELPER = {
   sock_ops_cb_flags_set: 59,
   bind: 64,
   sock_hash_update: 70,
+  sk_storage_get: 107,
   msg_redirect_hash: 71,
   get_netns_cookie: 122,
   get_current_ancestor_cgroup_id: 123,
@@ -59,11 +61,22 @@ export interface ProgramNeed {
 }
 
 const SOCK_ADDR_HELPERS: readonly HelperName[] = ['map_lookup_elem', 'map_update_elem', 'get_current_uid_gid', 'get_socket_cookie', 'get_current_ancestor_cgroup_id'];
+/** connect4/6 of the build for kernels before 5.15 record the socket's netns cookie in its storage. */
+const CONNECT_HELPERS: readonly HelperName[] = [...SOCK_ADDR_HELPERS, 'bind', 'get_netns_cookie', 'sk_storage_get'];
 
-/** Every program section of bpf/meshlane.bpf.c, with what the 5.10 floor gives it. */
+/**
+ * Every program section of bpf/meshlane.bpf.c, with the helpers its two
+ * builds call but the optional ones: the floor is what the build for kernels
+ * before 5.15 (meshlane-compat.o) needs, and every kernel that has it can run
+ * one of the two builds (the other needs the same less the socket storage, plus
+ * the optional netns cookie in sock_ops, sk_msg and getsockopt). The SK_STORAGE
+ * map type is not probed by itself: it came with bpf_sk_storage_get (5.2), and
+ * creating one needs BTF.
+ */
 export const PROGRAM_NEEDS: readonly ProgramNeed[] = [
-  { section: 'cgroup/connect4', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_INET4_CONNECT, helpers: [...SOCK_ADDR_HELPERS, 'bind'] },
-  { section: 'cgroup/connect6', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_INET6_CONNECT, helpers: [...SOCK_ADDR_HELPERS, 'bind'] },
+  { section: 'cgroup/connect4', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_INET4_CONNECT, helpers: CONNECT_HELPERS },
+  { section: 'cgroup/connect6', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_INET6_CONNECT, helpers: CONNECT_HELPERS },
+  { section: 'cgroup/sock_create', progType: PROG_TYPE.CGROUP_SOCK, attachType: ATTACH_TYPE.CGROUP_INET_SOCK_CREATE, helpers: ['sk_storage_get', 'get_netns_cookie'] },
   { section: 'cgroup/sendmsg4', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_UDP4_SENDMSG, helpers: SOCK_ADDR_HELPERS },
   { section: 'cgroup/sendmsg6', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_UDP6_SENDMSG, helpers: SOCK_ADDR_HELPERS },
   { section: 'cgroup/recvmsg4', progType: PROG_TYPE.CGROUP_SOCK_ADDR, attachType: ATTACH_TYPE.CGROUP_UDP4_RECVMSG, helpers: ['map_lookup_elem', 'get_socket_cookie'] },
@@ -72,10 +85,10 @@ export const PROGRAM_NEEDS: readonly ProgramNeed[] = [
     section: 'sockops',
     progType: PROG_TYPE.SOCK_OPS,
     attachType: ATTACH_TYPE.CGROUP_SOCK_OPS,
-    helpers: ['map_lookup_elem', 'map_update_elem', 'map_delete_elem', 'get_socket_cookie', 'sock_ops_cb_flags_set', 'sock_hash_update'],
+    helpers: ['map_lookup_elem', 'map_update_elem', 'map_delete_elem', 'get_socket_cookie', 'sock_ops_cb_flags_set', 'sock_hash_update', 'sk_storage_get'],
   },
-  { section: 'cgroup/getsockopt', progType: PROG_TYPE.CGROUP_SOCKOPT, attachType: ATTACH_TYPE.CGROUP_GETSOCKOPT, helpers: ['map_lookup_elem'] },
-  { section: 'sk_msg', progType: PROG_TYPE.SK_MSG, attachType: ATTACH_TYPE.SK_MSG_VERDICT, helpers: ['map_lookup_elem', 'msg_redirect_hash'] },
+  { section: 'cgroup/getsockopt', progType: PROG_TYPE.CGROUP_SOCKOPT, attachType: ATTACH_TYPE.CGROUP_GETSOCKOPT, helpers: ['map_lookup_elem', 'sk_storage_get'] },
+  { section: 'sk_msg', progType: PROG_TYPE.SK_MSG, attachType: ATTACH_TYPE.SK_MSG_VERDICT, helpers: ['map_lookup_elem', 'msg_redirect_hash', 'sk_storage_get'] },
   {
     section: 'tc',
     progType: PROG_TYPE.SCHED_CLS,

@@ -22,7 +22,7 @@ import { isBpffs, isCgroup2 } from '../sys/fsinfo.js';
 import { bpftool } from './bpftool.js';
 import { cgroupAttachments, pinnedProgram, type CgroupAttachment } from './readback.js';
 import { DatapathError, loadFailure } from './errors.js';
-import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, COMPAT_CGROUP_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths, type CgroupProgram } from './names.js';
+import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, HOOKED_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths, type CgroupProgram } from './names.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
 
 export interface DatapathLocation {
@@ -108,8 +108,6 @@ function pinnedNames(dir: string): string[] {
   }
 }
 
-/** Every cgroup program either object has: a hook is left with this object's program or, when it has none for it, with no meshlane program. */
-const HOOKED_PROGRAMS: readonly CgroupProgram[] = [...CGROUP_PROGRAMS, ...COMPAT_CGROUP_PROGRAMS];
 
 async function attachedOnCgroup(cgroupDir: string): Promise<CgroupAttachment[]> {
   try {

@@ -49,8 +49,11 @@ export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
  * otherwise.
  */
 export const COMPAT_CGROUP_PROGRAMS: readonly CgroupProgram[] = [
-  { name: 'ml_sock_create', attachType: 'sock_create', shownAs: 'cgroup_inet_sock_create' },
+  { name: 'ml_sock_create', attachType: 'sock_create', shownAs: 'cgroup_inet_sock_create', attachTypeId: 2 },
 ];
+
+/** Every cgroup program either object has: a hook is left with the loaded object's program or, when it has none for it, with no meshlane program. */
+export const HOOKED_PROGRAMS: readonly CgroupProgram[] = [...CGROUP_PROGRAMS, ...COMPAT_CGROUP_PROGRAMS];
 
 export interface SockmapProgram {
   name: string;

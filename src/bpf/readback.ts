@@ -8,7 +8,7 @@
 //   - a pinned program's id, tag and name: BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD.
 import { closeSync } from 'node:fs';
 import { objGet, progFdById, progInfo, progQuery, type ProgInfo } from '../sys/bpf.js';
-import { CGROUP_PROGRAMS } from './names.js';
+import { HOOKED_PROGRAMS } from './names.js';
 
 /** One program attached to a cgroup hook (the fields `bpftool -j cgroup show` printed). */
 export interface CgroupAttachment {
@@ -33,7 +33,7 @@ function progById(id: number): ProgInfo | undefined {
 /** The programs attached directly to `cgroupDir` on the hooks meshlane uses, in the kernel's order per hook. */
 export function cgroupAttachments(cgroupDir: string): CgroupAttachment[] {
   const out: CgroupAttachment[] = [];
-  for (const hook of CGROUP_PROGRAMS) {
+  for (const hook of HOOKED_PROGRAMS) {
     for (const id of progQuery(cgroupDir, hook.attachTypeId)) {
       const info = progById(id);
       out.push({ id, attach_type: hook.shownAs, ...(info ? { name: info.name } : {}) });

@@ -9,7 +9,7 @@
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type DatapathObjects, type InstallReport } from '../bpf/loader.js';
+import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type DatapathObjects, type InstallReport, type ObjectChoice } from '../bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
 import { judgeKernel, type KernelFeatures, type KernelVerdict } from '../bpf/kernel-probe.js';
 import { probeKernel } from '../bpf/probe-kernel.js';
@@ -74,6 +74,14 @@ export async function ensureBpffs(bpffs: string, log: Logger): Promise<void> {
   await run('mount', ['-t', 'bpf', 'bpf', bpffs]);
 }
 
+/** The probe's answer on the netns cookie in sock_ops picks the object; a probe that could not tell leaves the loader to try. */
+export function objectChoiceOf(f: KernelFeatures): ObjectChoice {
+  const p = f.optional['netns-cookie-in-sockops'];
+  if (p === undefined) return {};
+  if (p.ok) return { netnsCookieInSockops: true };
+  return p.why === 'missing' ? { netnsCookieInSockops: false } : {};
+}
+
 /** Where cgroup v2 is on most nodes: the installer's cgroup root when no cgroup2 mount is found (then the kernel probe refuses). */
 export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
 
@@ -98,9 +106,13 @@ export class Installer {
    * Probe the kernel and judge it. A refusal is logged once (again only when it
    * changes) and recorded in the state dir for the plugin; a pass clears it.
    */
+  /** Which build of the object this kernel takes, from the last probe (unknown: the loader tries the newer first). */
+  private objectChoice: ObjectChoice = {};
+
   checkKernel(): KernelVerdict {
     const features = (this.env.probeKernel ?? ((dir) => probeKernel({ cgroupDir: dir })))(this.foundCgroupRoot);
     const verdict = judgeKernel(features);
+    this.objectChoice = objectChoiceOf(features);
     if (verdict.ok) {
       clearKernelRefusal(this.opts.stateDir);
       if (this.lastRefusal !== '') {
@@ -128,7 +140,7 @@ export class Installer {
   /** Load (or reload) and attach the datapath. Idempotent. */
   async installDatapath(): Promise<InstallReport> {
     await ensureBpffs(this.opts.bpffs, this.env.log);
-    const report = await installDatapath(this.loc, await this.env.bpfObject());
+    const report = await installDatapath(this.loc, await this.env.bpfObject(), this.objectChoice);
     this.env.log.info('datapath ready', { ...report, pinDir: this.opts.pinDir, cgroupRoot: this.cgroupRoot });
     await this.writeSettings();
     return report;

@@ -127,3 +127,15 @@ t.test('no cgroup2 mount at all: the installer still starts, and refuses with th
   t.equal(r.datapath, false);
   t.equal(r.reason, 'meshlane cannot run on this kernel (Linux 6.1.0-57-amd64): no cgroup v2 (no cgroup2 mount in /proc/mounts; mount it, or pass --cgroup-root)');
 });
+
+t.test('the probe of the netns cookie in sock_ops picks the object the loader tries', async (t) => {
+  const { objectChoiceOf } = await import('../../src/install/installer.js');
+  const f = kernel54();
+  t.same(objectChoiceOf(f), {}, 'not probed: the loader tries the newer object first');
+  f.optional['netns-cookie-in-sockops'] = { ok: true };
+  t.same(objectChoiceOf(f), { netnsCookieInSockops: true });
+  f.optional['netns-cookie-in-sockops'] = { ok: false, why: 'missing', detail: 'unknown func bpf_get_netns_cookie#122' };
+  t.same(objectChoiceOf(f), { netnsCookieInSockops: false }, 'missing: the compat object only');
+  f.optional['netns-cookie-in-sockops'] = { ok: false, why: 'denied', detail: 'EPERM' };
+  t.same(objectChoiceOf(f), {}, 'could not tell: the loader tries');
+});
