@@ -11,6 +11,7 @@ import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocatio
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
 import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
+import { probeSockmap, type SockmapProbe } from '../bpf/sockmap-probe.js';
 import { writeSettings } from '../bpf/registry.js';
 import type { Logger } from '../log/logger.js';
 import { attachmentsDir, listRecords } from '../node/records.js';
@@ -27,6 +28,8 @@ import { originalToKeep, planRestore, type RestorePlan } from './cniconf/restore
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
 import type { InstallOptions } from './options.js';
+import { decideSockmap, sockmapFlags, type SockmapDecision } from './sockmap-safety.js';
+import { writeSockmapRecord } from './sockmap-state.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
 
 export const PLUGIN_NAME = 'meshlane';
@@ -40,6 +43,8 @@ export interface InstallerEnv {
   bpfObject(): Promise<string>;
   /** Service account dir (tests point it elsewhere). */
   serviceAccountDir?: string;
+  /** The sockmap fault probe (tests inject findings); default: the real probe on the running kernel. */
+  probeSockmap?: () => SockmapProbe;
 }
 
 export interface PassResult {
@@ -50,6 +55,8 @@ export interface PassResult {
   reason: string;
   /** Whether this pass rewrote the conflist. */
   wroteConflist: boolean;
+  /** The sockmap mode in force and why (decided once per process, at the first settings write). */
+  sockmap?: SockmapDecision;
 }
 
 export function resolveCgroupRoot(opts: InstallOptions): string {
@@ -69,6 +76,7 @@ export class Installer {
   readonly cgroupRoot: string;
   readonly loc: DatapathLocation;
   private lastToken: string | undefined;
+  private sockmapDecision: SockmapDecision | undefined;
 
   constructor(
     readonly opts: InstallOptions,
@@ -97,8 +105,35 @@ export class Installer {
     return report;
   }
 
+  /**
+   * The sockmap mode to run with. Before any sk_msg redirect is enabled the
+   * running kernel is probed for the known sockmap faults (its own sockhash,
+   * program and loopback sockets: src/bpf/sockmap-probe.ts); a mode the kernel
+   * fails is refused and `off` runs instead. Once per process: the kernel does
+   * not change under it. The decision is logged and kept for `status`.
+   */
+  sockmap(): SockmapDecision {
+    if (this.sockmapDecision) return this.sockmapDecision;
+    const requested = this.opts.sockmap;
+    let probe: SockmapProbe | Error | undefined;
+    if (requested !== 'off') {
+      try {
+        probe = (this.env.probeSockmap ?? probeSockmap)();
+      } catch (err) {
+        probe = err instanceof Error ? err : new Error(errorMessage(err));
+      }
+    }
+    const d = decideSockmap(requested, probe);
+    const fields = { requested: d.requested, effective: d.effective, allowed: d.allowed, faults: d.faults, ...(probe && !(probe instanceof Error) ? { probe } : {}) };
+    if (d.effective !== d.requested) this.env.log.warn(d.message, fields);
+    else this.env.log.info(d.message, fields);
+    writeSockmapRecord(this.opts.stateDir, d);
+    this.sockmapDecision = d;
+    return d;
+  }
+
   async writeSettings(): Promise<void> {
-    const flags = this.opts.sockmap === 'off' ? 0 : this.opts.sockmap === 'on' ? SET_F.SOCKMAP_REDIRECT : SET_F.SOCKMAP_REDIRECT | SET_F.SOCKMAP_PROXY_ONLY;
+    const flags = sockmapFlags(this.sockmap().effective, SET_F);
     await writeSettings(this.opts.pinDir, {
       proxy_uid: this.opts.proxyUid,
       proxy_gid: this.opts.proxyGid,
@@ -196,7 +231,7 @@ export class Installer {
     this.writeKubeconfig();
     const c = this.ensureConflist();
     const datapath = await this.datapathAttached();
-    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached' };
+    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached', ...(this.sockmapDecision ? { sockmap: this.sockmapDecision } : {}) };
   }
 
   /** Take meshlane off the node. Returns what it could not do (as warnings). */
