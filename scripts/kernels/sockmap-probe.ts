@@ -20,6 +20,7 @@ const MARK = '@@SOCKMAP-PROBE ';
 
 /** The probe in a guest: the guest's Node loads the native module straight from the host's tree (read-only 9p). */
 export async function probeInGuest(kernel: string): Promise<SockmapProbe> {
+  if (!existsSync(nativeModule)) throw new Error(`${nativeModule} is missing: run 'node scripts/build.mjs native'`);
   const js = `const m={exports:{}};process.dlopen(m,${JSON.stringify(nativeModule)});` +
     `console.log(${JSON.stringify(MARK)}+JSON.stringify({release:require('os').release(),raw:m.exports.sockmapProbe(${PROBE_TIMEOUT_MS})}))`;
   const r = await runInGuest(kernel, { command: [node22, '-e', js], timeoutMs: 120_000 });
