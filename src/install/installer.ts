@@ -2,7 +2,7 @@
 // install loop): every pass checks each piece and writes only what is not right.
 //   1. the plugin binary in the CNI bin dir (temp file + rename; skipped when identical)
 //   2. bpffs mounted; the datapath loaded and attached (maps reused, programs swapped)
-//   3. the settings map
+//   3. the settings map (the sockmap mode only after the kernel passed the sockmap probe for it)
 //   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -29,7 +29,7 @@ import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
 import type { InstallOptions } from './options.js';
 import { decideSockmap, sockmapFlags, type SockmapDecision } from './sockmap-safety.js';
-import { writeSockmapRecord } from './sockmap-state.js';
+import { sockmapRecordPath, writeSockmapRecord } from './sockmap-state.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
 
 export const PLUGIN_NAME = 'meshlane';
@@ -273,6 +273,7 @@ export class Installer {
     }
     const detached = await removeDatapath(this.loc);
     this.env.log.info('datapath removed', { detached, pinDir: this.opts.pinDir });
+    rmSync(sockmapRecordPath(this.opts.stateDir), { force: true }); // the sockmap decision went with the datapath
     // 3. The kubeconfig.
     rmSync(this.opts.kubeconfig, { force: true });
     // 4. The binary, only when no pod still needs its DEL.

@@ -170,3 +170,10 @@ for (const mode of ['on', 'proxy-only'] as const) {
     t.comment(st.stdout.split('\n').filter((l) => /sockmap/.test(l)).join('\n'));
   });
 }
+
+t.test('uninstall takes the decision away with the datapath', async (t) => {
+  t.ok(readSockmapRecord(dirs.stateDir), 'a decision is recorded before');
+  const r = await execa(exe, ['uninstall', ...nodeDirArgs(node)], { reject: false });
+  t.equal(r.exitCode, 0, r.stderr);
+  t.equal(readSockmapRecord(dirs.stateDir), undefined, 'no sockmap decision left for status to show');
+});
