@@ -177,3 +177,17 @@ t.test('uninstall takes the decision away with the datapath', async (t) => {
   t.equal(r.exitCode, 0, r.stderr);
   t.equal(readSockmapRecord(dirs.stateDir), undefined, 'no sockmap decision left for status to show');
 });
+
+t.test('meshlane sockmap-probe: the same decision without installing', async (t) => {
+  const r = await execa(exe, ['sockmap-probe', '--json'], { reject: false });
+  t.equal(r.exitCode, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { faults: string[]; allowed: string[]; modes: Record<string, { effective: string }> };
+  const p = hostProbe ?? probeSockmap();
+  t.same(doc.faults, sockmapFaults(p), 'the faults of the probe in this process');
+  t.same(doc.allowed, decideSockmap('on', p).allowed);
+  t.equal(doc.modes['on']?.effective, decideSockmap('on', p).effective);
+  t.equal(doc.modes['proxy-only']?.effective, decideSockmap('proxy-only', p).effective);
+  const text = await execa(exe, ['sockmap-probe'], { reject: false });
+  t.match(text.stdout, /^kernel .*: sockmap modes the installer runs here: off/);
+  t.match(text.stdout, /--sockmap on: sockmap on /);
+});
