@@ -1,14 +1,19 @@
 // The node installer's work, one level-triggered pass at a time (Istio's
 // install loop): every pass checks each piece and writes only what is not right.
 //   1. the plugin binary in the CNI bin dir (temp file + rename; skipped when identical)
-//   2. bpffs mounted; the datapath loaded and attached (maps reused, programs swapped)
+//   2. the kernel probed (refused below the floor: one message, recorded for the
+//      plugin, readiness says it); bpffs mounted; the datapath loaded and
+//      attached (maps reused, programs swapped)
 //   3. the settings map (the sockmap mode only after the kernel passed the sockmap probe for it)
 //   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type InstallReport } from '../bpf/loader.js';
+import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type DatapathObjects, type InstallReport } from '../bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
+import { judgeKernel, type KernelFeatures, type KernelVerdict } from '../bpf/kernel-probe.js';
+import { probeKernel } from '../bpf/probe-kernel.js';
+import { clearKernelRefusal, currentBootId, writeKernelRefusal } from '../node/kernel-refusal.js';
 import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
 import { probeSockmap, type SockmapProbe } from '../bpf/sockmap-probe.js';
@@ -39,12 +44,14 @@ export interface InstallerEnv {
   env: Readonly<Record<string, string | undefined>>;
   /** The executable to place in the CNI bin dir (the running SEA); undefined: not placed. */
   selfExe: string | undefined;
-  /** Path of the eBPF object to load. */
-  bpfObject(): Promise<string>;
+  /** Path of the eBPF object to load, or the two builds for the loader to choose from. */
+  bpfObject(): Promise<string | DatapathObjects>;
   /** Service account dir (tests point it elsewhere). */
   serviceAccountDir?: string;
   /** The sockmap fault probe (tests inject findings); default: the real probe on the running kernel. */
   probeSockmap?: () => SockmapProbe;
+  /** What the kernel offers (tests inject a result); the real probe by default. */
+  probeKernel?: (cgroupDir: string | undefined) => KernelFeatures;
 }
 
 export interface PassResult {
@@ -57,6 +64,8 @@ export interface PassResult {
   wroteConflist: boolean;
   /** The sockmap mode in force and why (decided once per process, at the first settings write). */
   sockmap?: SockmapDecision;
+  /** The kernel was refused: `reason` is the one message that says why. */
+  kernelRefused?: boolean;
 }
 
 export function resolveCgroupRoot(opts: InstallOptions): string {
@@ -72,18 +81,46 @@ export async function ensureBpffs(bpffs: string, log: Logger): Promise<void> {
   await run('mount', ['-t', 'bpf', 'bpf', bpffs]);
 }
 
+/** Where cgroup v2 is on most nodes: the installer's cgroup root when no cgroup2 mount is found (then the kernel probe refuses). */
+export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
+
 export class Installer {
   readonly cgroupRoot: string;
   readonly loc: DatapathLocation;
   private lastToken: string | undefined;
   private sockmapDecision: SockmapDecision | undefined;
+  /** undefined: no cgroup2 mount was found (the kernel probe reports it). */
+  private readonly foundCgroupRoot: string | undefined;
+  private lastRefusal: string | undefined;
 
   constructor(
     readonly opts: InstallOptions,
     readonly env: InstallerEnv,
   ) {
-    this.cgroupRoot = resolveCgroupRoot(opts);
+    this.foundCgroupRoot = opts.cgroupRoot ?? findCgroup2Mount();
+    this.cgroupRoot = this.foundCgroupRoot ?? DEFAULT_CGROUP_ROOT;
     this.loc = { pinDir: opts.pinDir, cgroupDir: this.cgroupRoot };
+  }
+
+  /**
+   * Probe the kernel and judge it. A refusal is logged once (again only when it
+   * changes) and recorded in the state dir for the plugin; a pass clears it.
+   */
+  checkKernel(): KernelVerdict {
+    const features = (this.env.probeKernel ?? ((dir) => probeKernel({ cgroupDir: dir })))(this.foundCgroupRoot);
+    const verdict = judgeKernel(features);
+    if (verdict.ok) {
+      clearKernelRefusal(this.opts.stateDir);
+      if (this.lastRefusal !== '') {
+        this.env.log.info('kernel probed: every feature the datapath needs is there', { kernel: features.release, ...(verdict.without.length ? { without: verdict.without } : {}) });
+      }
+      this.lastRefusal = '';
+      return verdict;
+    }
+    writeKernelRefusal(this.opts.stateDir, { message: verdict.message, release: features.release, bootId: currentBootId() });
+    if (this.lastRefusal !== verdict.message) this.env.log.error(verdict.message, { kernel: features.release, missing: verdict.missing });
+    this.lastRefusal = verdict.message;
+    return verdict;
   }
 
   placeBinary(): void {
@@ -227,7 +264,18 @@ export class Installer {
   async pass(opts: { datapath: boolean }): Promise<PassResult> {
     if (opts.datapath) this.tidy();
     this.placeBinary();
-    if (opts.datapath || !(await this.datapathAttached())) await this.installDatapath();
+    if (opts.datapath || !(await this.datapathAttached())) {
+      const kernel = this.checkKernel();
+      if (!kernel.ok) {
+        // The entry still goes into the chain: a sidecar pod's ADD then fails
+        // (code 11, naming the kernel) instead of the pod starting unintercepted,
+        // and every other pod passes through as before.
+        this.writeKubeconfig();
+        const c = this.ensureConflist();
+        return { ...c, datapath: false, reason: kernel.message, kernelRefused: true };
+      }
+      await this.installDatapath();
+    }
     this.writeKubeconfig();
     const c = this.ensureConflist();
     const datapath = await this.datapathAttached();
