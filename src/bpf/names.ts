@@ -49,7 +49,7 @@ export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
  * otherwise.
  */
 export const COMPAT_CGROUP_PROGRAMS: readonly CgroupProgram[] = [
-  { name: 'ml_sock_create', attachType: 'sock_create', shownAs: 'cgroup_inet_sock_create' },
+  { name: 'ml_sock_create', attachType: 'sock_create', shownAs: 'cgroup_inet_sock_create', attachTypeId: 2 },
 ];
 
 export interface SockmapProgram {
