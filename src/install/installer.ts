@@ -4,7 +4,7 @@
 //   2. the kernel probed (refused below the floor: one message, recorded for the
 //      plugin, readiness says it); bpffs mounted; the datapath loaded and
 //      attached (maps reused, programs swapped)
-//   3. the settings map
+//   3. the settings map (the sockmap mode only after the kernel passed the sockmap probe for it)
 //   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
@@ -16,6 +16,7 @@ import { probeKernel } from '../bpf/probe-kernel.js';
 import { clearKernelRefusal, currentBootId, writeKernelRefusal } from '../node/kernel-refusal.js';
 import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
+import { probeSockmap, type SockmapProbe } from '../bpf/sockmap-probe.js';
 import { writeSettings } from '../bpf/registry.js';
 import type { Logger } from '../log/logger.js';
 import { attachmentsDir, listRecords } from '../node/records.js';
@@ -32,6 +33,8 @@ import { originalToKeep, planRestore, type RestorePlan } from './cniconf/restore
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
 import type { InstallOptions } from './options.js';
+import { decideSockmap, sockmapFlags, type SockmapDecision } from './sockmap-safety.js';
+import { sockmapRecordPath, writeSockmapRecord } from './sockmap-state.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
 
 export const PLUGIN_NAME = 'meshlane';
@@ -45,6 +48,8 @@ export interface InstallerEnv {
   bpfObject(): Promise<string | DatapathObjects>;
   /** Service account dir (tests point it elsewhere). */
   serviceAccountDir?: string;
+  /** The sockmap fault probe (tests inject findings); default: the real probe on the running kernel. */
+  probeSockmap?: () => SockmapProbe;
   /** What the kernel offers (tests inject a result); the real probe by default. */
   probeKernel?: (cgroupDir: string | undefined) => KernelFeatures;
 }
@@ -57,6 +62,8 @@ export interface PassResult {
   reason: string;
   /** Whether this pass rewrote the conflist. */
   wroteConflist: boolean;
+  /** The sockmap mode in force and why (decided once per process, at the first settings write). */
+  sockmap?: SockmapDecision;
   /** The kernel was refused: `reason` is the one message that says why. */
   kernelRefused?: boolean;
 }
@@ -89,6 +96,7 @@ export class Installer {
   readonly cgroupRoot: string;
   readonly loc: DatapathLocation;
   private lastToken: string | undefined;
+  private sockmapDecision: SockmapDecision | undefined;
   /** undefined: no cgroup2 mount was found (the kernel probe reports it). */
   private readonly foundCgroupRoot: string | undefined;
   private lastRefusal: string | undefined;
@@ -146,8 +154,35 @@ export class Installer {
     return report;
   }
 
+  /**
+   * The sockmap mode to run with. Before any sk_msg redirect is enabled the
+   * running kernel is probed for the known sockmap faults (its own sockhash,
+   * program and loopback sockets: src/bpf/sockmap-probe.ts); a mode the kernel
+   * fails is refused and `off` runs instead. Once per process: the kernel does
+   * not change under it. The decision is logged and kept for `status`.
+   */
+  sockmap(): SockmapDecision {
+    if (this.sockmapDecision) return this.sockmapDecision;
+    const requested = this.opts.sockmap;
+    let probe: SockmapProbe | Error | undefined;
+    if (requested !== 'off') {
+      try {
+        probe = (this.env.probeSockmap ?? probeSockmap)();
+      } catch (err) {
+        probe = err instanceof Error ? err : new Error(errorMessage(err));
+      }
+    }
+    const d = decideSockmap(requested, probe);
+    const fields = { requested: d.requested, effective: d.effective, allowed: d.allowed, faults: d.faults, ...(probe && !(probe instanceof Error) ? { probe } : {}) };
+    if (d.effective !== d.requested) this.env.log.warn(d.message, fields);
+    else this.env.log.info(d.message, fields);
+    writeSockmapRecord(this.opts.stateDir, d);
+    this.sockmapDecision = d;
+    return d;
+  }
+
   async writeSettings(): Promise<void> {
-    const flags = this.opts.sockmap === 'off' ? 0 : this.opts.sockmap === 'on' ? SET_F.SOCKMAP_REDIRECT : SET_F.SOCKMAP_REDIRECT | SET_F.SOCKMAP_PROXY_ONLY;
+    const flags = sockmapFlags(this.sockmap().effective, SET_F);
     await writeSettings(this.opts.pinDir, {
       proxy_uid: this.opts.proxyUid,
       proxy_gid: this.opts.proxyGid,
@@ -256,7 +291,7 @@ export class Installer {
     this.writeKubeconfig();
     const c = this.ensureConflist();
     const datapath = await this.datapathAttached();
-    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached' };
+    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached', ...(this.sockmapDecision ? { sockmap: this.sockmapDecision } : {}) };
   }
 
   /** Take meshlane off the node. Returns what it could not do (as warnings). */
@@ -298,6 +333,7 @@ export class Installer {
     }
     const detached = await removeDatapath(this.loc);
     this.env.log.info('datapath removed', { detached, pinDir: this.opts.pinDir });
+    rmSync(sockmapRecordPath(this.opts.stateDir), { force: true }); // the sockmap decision went with the datapath
     // 3. The kubeconfig.
     rmSync(this.opts.kubeconfig, { force: true });
     // 4. The binary, only when no pod still needs its DEL.

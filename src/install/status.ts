@@ -13,6 +13,7 @@ import { readKernelRefusal } from '../node/kernel-refusal.js';
 import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
 import { readTotals, totalsPath, type ReconcileTotals } from './reconcile.js';
+import { readSockmapRecord, type SockmapRecord } from './sockmap-state.js';
 import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
 import { errorMessage } from '../describe-error.js';
 
@@ -97,6 +98,8 @@ export interface StatusReport {
   kernelRefused?: string;
   /** The installer's reconcile rounds: totals since the state dir was made, and the pods registered late now. */
   reconcile?: ReconcileTotals & { registeredLateNow: number };
+  /** The installer's last sockmap decision (requested mode, the one in force, the kernel's faults), when an installer ran here. */
+  sockmap?: SockmapRecord;
 }
 
 function summary(i: PodStatus['interception'] | Record<string, unknown>): string {
@@ -195,6 +198,13 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   report.node = nodeMode(report.pods);
   const refusal = readKernelRefusal(stateDir);
   if (refusal) report.kernelRefused = refusal.message;
+  const sockmap = readSockmapRecord(stateDir);
+  if (sockmap) {
+    report.sockmap = sockmap;
+    if (report.settings && report.settings.sockmap !== sockmap.effective) {
+      problems.push(`the settings map says sockmap ${report.settings.sockmap}, the installer's last decision (${sockmap.at}) was ${sockmap.effective}`);
+    }
+  }
   if (existsSync(totalsPath(stateDir))) report.reconcile = { ...readTotals(stateDir), registeredLateNow: report.pods.filter((p) => p.registeredLate).length };
   return report;
 }
@@ -266,6 +276,14 @@ export function renderStatus(r: StatusReport): string {
   const n = r.node;
   lines.push(`node mode: ${NODE_MODE_TEXT[n.mode]}${r.pods.length ? `; Istio rules present in ${n.podsWithIstioRules} of ${r.pods.length} pods${n.podsUnknown ? `, unknown in ${n.podsUnknown}` : ''}` : ''}`);
   if (r.settings) lines.push(`settings: proxy uid ${r.settings.proxyUid}, gid ${r.settings.proxyGid || '-'}, sockmap ${r.settings.sockmap}`);
+  if (r.sockmap) {
+    const s = r.sockmap;
+    if (s.requested === 'off') lines.push('sockmap: off (as configured; the kernel was not probed)');
+    else {
+      lines.push(`sockmap: ${s.effective}${s.effective !== s.requested ? ` (${s.requested} REFUSED)` : ''}; modes this kernel passed the sockmap probe for: ${s.allowed.join(', ')}${s.faults.length ? `; faults: ${s.faults.join(', ')}` : ''}`);
+      lines.push(`  ${s.message}`);
+    }
+  }
   lines.push('', 'programs:');
   for (const p of r.programs) lines.push(`  ${p.name.padEnd(14)} ${p.pinned ? `pinned (id ${p.id ?? '?'})` : 'not pinned'}${whereAttached(p)}`);
   lines.push('', 'maps:');
