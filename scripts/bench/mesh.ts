@@ -320,6 +320,13 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
           const sockmap = SOCKMAP[mode];
           const chained: ChainPod[] = [];
           let pair: Pair | undefined;
+          // Where the time goes (logged per cell): node setup, pods, verification, measuring, teardown.
+          const phases: string[] = [];
+          let mark = Date.now();
+          const phase = (name: string): void => {
+            phases.push(`${name} ${((Date.now() - mark) / 1000).toFixed(1)}`);
+            mark = Date.now();
+          };
           try {
             // The node(s): the installer for meshlane modes; nothing of meshlane otherwise.
             for (const n of nodes) {
@@ -336,6 +343,7 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
                 s.installed = false;
               }
             }
+            phase(sockmap ? 'installer' : 'node');
             const server = await n1.addPod({ name: `s${rep}${mode.slice(-3)}` });
             const client = await clientNode.addPod({ name: `c${rep}${mode.slice(-3)}` });
             pair = { client, server };
@@ -350,6 +358,7 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
               chained.push(await chainPod(setups.get(clientNode) as NodeSetup, opts.exe, client, annotations));
             }
             await startHaproxy(server, serverCfg, APP, HTTP_PORT);
+            phase(sockmap ? 'pods+ADD' : 'pods');
             const before = sockmap ? await countersOf(nodes) : undefined;
             const v = await verify(pair, mode, opts.cfgDir);
             if (rep === 1) result.verification[key] = v;
@@ -358,6 +367,7 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
               await startHaproxy(client, cfg(client), PROXY, 15001);
               await startHaproxy(server, cfg(server), PROXY, 15006);
             }
+            phase('verify');
             const url = mode === 'limit' ? '127.0.0.1:15002' : `${server.ipv4}:${HTTP_PORT}`;
             const push = (metric: string, value: number): void => {
               result.samples.push({ topo, metric, mode, rep, value });
@@ -387,6 +397,7 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
             const cc = await wrkMax(pair, `http://${url}/`, 16, opts.connSeconds, ['-H', 'Connection: close']);
             if (cc.errors > 0) result.errors.push(`${key} rep ${rep} connection rate: ${cc.errors} errors`);
             push('cps', cc.rps);
+            phase('measure');
             if (sockmap && before) {
               const after = await countersOf(nodes);
               const d = (k: keyof Counters): number => counterDelta(before, after, k);
@@ -412,7 +423,8 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
               await n1.removePod(pair.server);
             }
           }
-          log(`rep ${rep}/${opts.reps} ${key}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+          phase('teardown');
+          log(`rep ${rep}/${opts.reps} ${key}: ${((Date.now() - started) / 1000).toFixed(1)} s (${phases.join(', ')})`);
           onProgress(result);
         }
       }

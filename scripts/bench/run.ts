@@ -14,7 +14,7 @@
 //
 // Knobs (environment): BENCH_REPS (5; quick 1), BENCH_TOPOLOGIES
 // (same,cross,client; quick same), BENCH_RATE (1000 requests/s),
-// BENCH_CONNS (16), BENCH_LOAD_SECONDS (4), BENCH_SWEEP_SECONDS (2),
+// BENCH_CONNS (16), BENCH_LOAD_SECONDS (3), BENCH_SWEEP_SECONDS (2),
 // BENCH_MESH_MODES (baseline,limit,iptables,ml-off,ml-proxy-only,ml-on),
 // BENCH_WRK_SECONDS (2), BENCH_CONN_SECONDS (2), BENCH_IPERF_SECONDS (1, whole seconds), BENCH_CNI_RUNS (200),
 // BENCH_STARTUP_RUNS (50), BENCH_MODES (client-only modes: limit,iptables,ml-off,ml-on),
@@ -160,11 +160,11 @@ async function main(): Promise<void> {
     modes: envList<MeshMode>('BENCH_MESH_MODES', MESH_MODES, MESH_MODES),
     rate: envInt('BENCH_RATE', 1000),
     connections: envInt('BENCH_CONNS', 16),
-    loadSeconds: envInt('BENCH_LOAD_SECONDS', QUICK ? 2 : 4),
+    loadSeconds: envInt('BENCH_LOAD_SECONDS', QUICK ? 2 : 3),
     warmupMs: 500,
     sweep: QUICK ? [] : [1, 4, 64],
-    sweepSeconds: envInt('BENCH_SWEEP_SECONDS', 2),
-    maxConns: QUICK ? [16, 64] : [1, 4, 16, 64],
+    sweepSeconds: envInt('BENCH_SWEEP_SECONDS', QUICK ? 1 : 2),
+    maxConns: [16, 64],
     wrkSeconds: envInt('BENCH_WRK_SECONDS', QUICK ? 1 : 2),
     connSeconds: envInt('BENCH_CONN_SECONDS', QUICK ? 1 : 2),
     exe,

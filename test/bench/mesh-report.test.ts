@@ -71,3 +71,10 @@ t.test('keptSection: the CNI section of the previous report, up to the next sect
   t.equal(keptSection('## Results: CNI\nlast\n', '## Results: CNI'), '## Results: CNI\nlast');
   t.equal(keptSection(md, '## Nothing'), undefined);
 });
+
+t.test('no ratio of added latencies when Istio iptables added nothing measurable', async (t) => {
+  const { addedRatio } = await import('../../scripts/bench/mesh-report.js');
+  t.ok(Number.isNaN(addedRatio(spread([50]), spread([-10, -5, 3])).ratio), 'iptables\' median added ≤ 0');
+  t.ok(Number.isNaN(addedRatio(spread([-20]), spread([100])).ratio), 'meshlane below the baseline');
+  t.same(addedRatio(spread([40, 50, 60]), spread([100, 110, 120])), { ratio: 0.45454545454545453, clear: 'better' });
+});
