@@ -104,6 +104,17 @@ export function addedRatio(ml: Spread, ipt: Spread): { ratio: number; clear: 'be
   return compare(ml, ipt, 'lower');
 }
 
+/** The fixed rate against the slowest mode's median max requests/s at 16 connections. */
+export function rateHeadroom(r: MeshResult, topo: Topology, rate: number): { mode: MeshMode; rps: number; share: number } | undefined {
+  let worst: { mode: MeshMode; rps: number; share: number } | undefined;
+  for (const m of MESH_MODES) {
+    const s = statOf(r.samples, topo, 'rps@16', m);
+    if (s.n === 0) continue;
+    if (!worst || s.median < worst.rps) worst = { mode: m, rps: s.median, share: rate / s.median };
+  }
+  return worst;
+}
+
 export interface TargetCheck {
   text: string;
   met: boolean | undefined;
@@ -163,6 +174,8 @@ export function renderMesh(r: MeshResult, o: MeshOptions): string[] {
     if (!r.samples.some((s) => s.topo === topo)) continue;
     L.push(`### ${TOPOLOGY_TITLE[topo]}`);
     L.push('');
+    const slowest = rateHeadroom(r, topo, o.rate);
+    if (slowest) L.push(`The fixed rate is ${(slowest.share * 100).toFixed(0)}% of the lowest max requests/s at 16 connections measured here (${MESH_MODE_TITLE[slowest.mode]}, median ${fmtNum(slowest.rps)}): every mode sustains it${slowest.share > 0.5 ? ' — **but with less than 2× headroom: the latency includes queueing**' : ''}.`, '');
     L.push(`Latency at ${fmtNum(o.rate)} requests/s, ${c} connections (µs):`);
     L.push('');
     L.push(...absTable(r, topo, latRows(c), 0, 'lower'));
@@ -174,7 +187,7 @@ export function renderMesh(r: MeshResult, o: MeshOptions): string[] {
     const sweep = o.sweep.filter((k) => k !== c);
     if (topo === 'same' && sweep.length > 0) {
       const ks = [...new Set([...o.sweep, c])].sort((a, b) => a - b);
-      L.push(`Connection sweep at the same rate (${o.sweepSeconds} s each; ${c} connections from the run above), latency added over the baseline (µs):`);
+      L.push(`Connection sweep at the same rate (${(o.sweepMs / 1000).toFixed(1)} s each after 250 ms of warm-up; ${c} connections from the run above), latency added over the baseline (µs):`);
       L.push('');
       L.push(...addedTable(r, topo, ks.flatMap((k) => [{ label: `p50, ${k} conns`, metric: `p50@${k}` }, { label: `p99, ${k} conns`, metric: `p99@${k}` }, { label: `p99.9, ${k} conns`, metric: `p999@${k}` }])));
       L.push('');

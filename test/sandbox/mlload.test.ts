@@ -63,10 +63,20 @@ t.test('a stall of 300 ms on one connection shows in the requests it delayed (no
   t.ok((j['svc_p50_us'] ?? Infinity) < 50_000, `each request's own send-to-reply time stays short: ${j['svc_p50_us']} µs`);
 });
 
-t.test('a rate the server cannot follow leaves requests unsent, and the run fails', async (t) => {
+t.test('requests due before the end are sent after it when their connection frees up, and measured from their due time', async (t) => {
   const s = await server(1, 1500);
   t.teardown(() => s.srv.close());
   const r = await execa(mlload, ['--connect', `127.0.0.1:${s.port}`, '--rate', '100', '--connections', '1', '--duration-ms', '1000', '--timeout-ms', '3000'], { reject: false });
+  t.equal(r.exitCode, 0, r.stdout);
+  const j = JSON.parse(r.stdout.trim()) as Record<string, number>;
+  t.equal(j['completed'], 100, 'all 100 requests due in the second');
+  t.ok((j['p50_us'] ?? 0) >= 500_000, `they waited for the stalled one: p50 ${j['p50_us']} µs`);
+});
+
+t.test('a connection still stalled at the timeout: it and the requests behind it fail the run', async (t) => {
+  const s = await server(1, 6000);
+  t.teardown(() => s.srv.close());
+  const r = await execa(mlload, ['--connect', `127.0.0.1:${s.port}`, '--rate', '100', '--connections', '1', '--duration-ms', '1000', '--timeout-ms', '1000'], { reject: false });
   t.equal(r.exitCode, 1);
-  t.match(parseLoad(r.stdout).error, /unsent \d+/);
+  t.match(parseLoad(r.stdout).error, /timeouts 1, unsent 99/);
 });
