@@ -31,11 +31,12 @@ export function addedOf(samples: readonly MeshSample[], topo: Topology, metric: 
   return spread(out);
 }
 
-/** a against b: the ratio of the medians, and whether the difference is clear (≥ min gain and the min–max ranges apart). */
+/** a against b: the ratio of the medians, and whether the difference is clear (≥ min gain, the min–max ranges apart, at least 2 repetitions each). */
 export function compare(a: Spread, b: Spread, dir: Dir, minGain = 0.03): { ratio: number; clear: 'better' | 'worse' | undefined } {
   const ratio = a.median / b.median;
   if (a.n === 0 || b.n === 0 || !Number.isFinite(ratio)) return { ratio: Number.NaN, clear: undefined };
-  const apart = a.min > b.max || a.max < b.min;
+  // One repetition has no range: nothing is clear then.
+  const apart = a.n >= 2 && b.n >= 2 && (a.min > b.max || a.max < b.min);
   const gain = dir === 'higher' ? ratio - 1 : b.median === 0 ? 0 : 1 - ratio;
   if (!apart || Math.abs(gain) < minGain) return { ratio, clear: undefined };
   return { ratio, clear: gain > 0 ? 'better' : 'worse' };

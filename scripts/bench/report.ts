@@ -237,7 +237,7 @@ export function renderReport(r: ReportInput): string {
   L.push(`Command: \`${knobs.length > 0 ? `${knobs.join(' ')} ` : ''}npm run bench\`. Numbers are from one machine in one run; compare the modes with each other, not with other machines.`);
   L.push('');
   if (r.quick) {
-    L.push('**A quick subset (`--quick`): one repetition, short runs, one topology. For development, not for figures.**');
+    L.push('**A quick subset (`--quick`): short runs (by default one repetition, one topology, no CNI). For development, not for figures.**');
     L.push('');
   }
   if (r.mesh && r.meshOpts) {

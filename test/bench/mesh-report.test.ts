@@ -41,6 +41,7 @@ t.test('a difference is clear only when it is large enough and the ranges are ap
   t.equal(compare(spread([100, 101]), spread([102, 103]), 'lower').clear, undefined, 'below 3%');
   t.equal(compare(spread([105, 106]), spread([100, 101]), 'higher', 0.1).clear, undefined, 'below the 10% asked');
   t.ok(Number.isNaN(compare(spread([]), b, 'lower').ratio));
+  t.equal(compare(spread([10]), spread([20]), 'lower').clear, undefined, 'one repetition each: no range, nothing clear');
 });
 
 t.test('the targets: added p99, CPU and max requests/s against Istio iptables', async (t) => {
