@@ -424,6 +424,8 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
               if (sockmap === 'off' && d('redirect_ok') !== 0) throw new Error(`${key}: sockmap off but sk_msg redirects (${summary})`);
               if (sockmap === 'on' && d('redirect_ok') === 0) throw new Error(`${key}: sockmap on but no sk_msg redirect (${summary})`);
               if (sockmap === 'proxy-only' && topo === 'same' && d('redirect_ok') === 0) throw new Error(`${key}: sockmap proxy-only but no sk_msg redirect between the sidecars (${summary})`);
+              // proxy-only: only the two ends of sidecar -> peer sidecar (15006) connections on this node may join.
+              if (sockmap === 'proxy-only' && d('sockops_sockhash_added') > 2 * d('connect4_redirect_in')) throw new Error(`${key}: sockmap proxy-only but more sockets joined the sockhash than the sidecar-to-sidecar connections have ends: application sockets joined (${summary})`);
               if (rep === 1) result.verification[key] = `${result.verification[key] ?? ''}\n  meshlane counters over the run: ${summary}`;
             }
           } catch (err) {
