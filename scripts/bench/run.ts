@@ -148,7 +148,7 @@ async function main(): Promise<void> {
     wrkSeconds: envInt('BENCH_WRK_SECONDS', QUICK ? 1 : 2),
     connSeconds: envInt('BENCH_CONN_SECONDS', QUICK ? 1 : 2),
     iperfSeconds: envInt('BENCH_IPERF_SECONDS', 1),
-    connections: [10, 100],
+    connections: [100],
     sizes: [65536],
     bpfObject,
     goldenFile,
