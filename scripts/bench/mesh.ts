@@ -219,9 +219,24 @@ async function installerPass(s: NodeSetup, exe: string, bpfObject: string, want:
   s.installed = true;
   const said = r.stderr.split('\n').filter((l) => /sockmap|refus|probe/i.test(l)).map((l) => l.trim()).slice(0, 4).join(' | ');
   if (r.exitCode !== 0) return `install --sockmap ${want} failed (exit ${String(r.exitCode)}): ${said || r.stderr.slice(-400)}`;
+  // An installer that probes the kernel's sockmap faults reports its decision in the --once document.
+  const decision = sockmapDecision(r.stdout);
+  if (decision && decision.effective !== want) return `install --sockmap ${want} ran ${decision.effective}: ${decision.message}`;
   const settings = await readSettings(s.node.pinDir);
-  if (settings.flags !== SOCKMAP_FLAGS[want]) return `install --sockmap ${want} left settings flags ${settings.flags} (asked ${SOCKMAP_FLAGS[want]})${said ? `: ${said}` : ''}`;
+  if (settings.flags !== SOCKMAP_FLAGS[want]) return `install --sockmap ${want} left settings flags ${settings.flags} (asked ${SOCKMAP_FLAGS[want]})${said ? `: ${said}` : ''}${decision ? `: ${decision.message}` : ''}`;
   s.settings.set(want, settings);
+  return undefined;
+}
+
+/** The `sockmap` decision in `install --once`'s JSON document, when the installer reports one. */
+export function sockmapDecision(stdout: string): { effective: string; message: string } | undefined {
+  try {
+    const doc = JSON.parse(stdout) as { sockmap?: { effective?: unknown; message?: unknown } };
+    const d = doc.sockmap;
+    if (d && typeof d.effective === 'string') return { effective: d.effective, message: typeof d.message === 'string' ? d.message : '' };
+  } catch {
+    // not a JSON document: no decision reported
+  }
   return undefined;
 }
 

@@ -79,3 +79,10 @@ t.test('no ratio of added latencies when Istio iptables added nothing measurable
   t.ok(Number.isNaN(addedRatio(spread([-20]), spread([100])).ratio), 'meshlane below the baseline');
   t.same(addedRatio(spread([40, 50, 60]), spread([100, 110, 120])), { ratio: 0.45454545454545453, clear: 'better' });
 });
+
+t.test('sockmapDecision: the installer\'s --once document says which sockmap mode it runs', async (t) => {
+  const { sockmapDecision } = await import('../../scripts/bench/mesh.js');
+  t.same(sockmapDecision('{"datapath":true,"sockmap":{"requested":"on","effective":"off","message":"refused: FIONREAD"}}'), { effective: 'off', message: 'refused: FIONREAD' });
+  t.equal(sockmapDecision('{"datapath":true}'), undefined, 'an installer without the probe');
+  t.equal(sockmapDecision('not json'), undefined);
+});
