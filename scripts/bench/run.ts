@@ -20,7 +20,7 @@
 // BENCH_STARTUP_RUNS (50), BENCH_MODES (client-only modes: limit,iptables,ml-off,ml-on),
 // BENCH_SKIP_NET=1, BENCH_SKIP_CNI=1, BENCH_CNI=1, BENCH_NICE (0: e.g. -5 to run this
 // process and everything it starts at a higher priority on a shared machine),
-// BENCH_DEBUG=1, BENCH_OUT (BENCHMARKS.md), BENCH_RENDER=<file> (only re-render
+// BENCH_DEBUG=1, BENCH_OUT (BENCHMARKS.md; quick: .build/bench/BENCHMARKS-quick.md), BENCH_RENDER=<file> (only re-render
 // BENCHMARKS.md from a saved run, e.g. .build/bench/last-run.json).
 import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -139,7 +139,8 @@ async function main(): Promise<void> {
   const shared = resolve(root, 'testing', 'fixtures');
   const goldenFile = join(shared, 'istio-plugin-iptables-golden', 'basic.txt.golden');
   const fixturePod = join(shared, 'pods', 'istio-sidecar-cni-native.json');
-  const out = resolve(root, process.env['BENCH_OUT'] ?? 'BENCHMARKS.md');
+  // A quick run never replaces the report of a full one unless asked to.
+  const out = resolve(root, process.env['BENCH_OUT'] ?? (QUICK ? join('.build', 'bench', 'BENCHMARKS-quick.md') : 'BENCHMARKS.md'));
   const cfgDir = join(tmpdir(), `${PREFIX}-cfg-${process.pid}`);
   const reps = envInt('BENCH_REPS', QUICK ? 1 : 5);
   const topologies = envList<Topology | 'client'>('BENCH_TOPOLOGIES', [...TOPOLOGIES, 'client'], QUICK ? ['same'] : [...TOPOLOGIES, 'client']);
@@ -198,7 +199,9 @@ async function main(): Promise<void> {
   let net: NetResult | undefined;
   let mesh: MeshResult | undefined;
   let cni: CniResult | undefined;
-  const previous = existsSync(out) ? readFileSync(out, 'utf8') : '';
+  // The CNI section to keep comes from the report a full run writes.
+  const reportFile = resolve(root, 'BENCHMARKS.md');
+  const previous = existsSync(out) ? readFileSync(out, 'utf8') : existsSync(reportFile) ? readFileSync(reportFile, 'utf8') : '';
   const write = (final: boolean): void => {
     m.loadEnd = loadavg().map((x) => x.toFixed(1)).join(' ');
     const input: ReportInput = { machine: m, net, mesh, cni, netOpts, meshOpts, cniOpts, final, seconds: (Date.now() - started) / 1000, knobs: knobs(), quick: QUICK, keptCni: cni ? undefined : keptSection(previous, '## Results: CNI') };
