@@ -366,6 +366,7 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
               } else if (sockmap) {
                 const refused = await installerPass(s, opts.exe, opts.bpfObject, sockmap);
                 if (refused) {
+                  phase('installer');
                   refusedModes.add(key);
                   result.refused[key] = refused;
                   throw new Error(`refused: ${refused}`);

@@ -151,6 +151,7 @@ function onVsOff(net: NetResult, rows: Row[]): { wins: string[]; losses: string[
 }
 
 export function sockmapVerdict(net: NetResult, rows: Row[]): string {
+  if (!net.samples.some((x) => x.mode === 'ml-on')) return 'Sockmap on was not measured in these runs (see above): nothing here to weigh against sockmap off.';
   const v = onVsOff(net, rows);
   const lines = [
     'Sockmap on ÷ sockmap off, ratio of the medians (rates: above 1 is better; latency and CPU: below 1 is better). Clear = ≥ 3% and the min–max ranges apart:',
@@ -256,6 +257,7 @@ export function renderReport(r: ReportInput): string {
     L.push('Ratios of the medians (rates: above 1 is better; latency and CPU cost: below 1 is better); "clearly" = at least 3% and the min–max ranges of the repetitions do not overlap. Details, all figures and the method below.');
     L.push('');
     for (const l of summaryLines(r.net, rows)) L.push(l);
+    for (const [mode, why] of Object.entries(r.netOpts.skip ?? {})) L.push(`- ${MODE_TITLE[mode as Mode]}: not measured: the installer would not run it on this kernel (\`meshlane sockmap-probe\`): ${why}`);
     L.push('');
     L.push(sockmapVerdict(r.net, rows).split('\n').slice(-1)[0] ?? '');
     L.push('');

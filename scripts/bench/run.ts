@@ -23,6 +23,7 @@
 // BENCH_DEBUG=1, BENCH_OUT (BENCHMARKS.md; quick: .build/bench/BENCHMARKS-quick.md), BENCH_RENDER=<file> (only re-render
 // BENCHMARKS.md from a saved run, e.g. .build/bench/last-run.json).
 import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -30,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { removeDatapath } from '../../src/bpf/loader.js';
 import { runCni, type CniResult } from './cni.js';
-import { runNet, type NetResult } from './net.js';
+import { runNet, type NetOptions, type NetResult } from './net.js';
 import { MESH_MODES, TOPOLOGIES, runMesh, type MeshMode, type MeshResult, type Topology } from './mesh.js';
 import { keptSection, renderReport, type Machine, type ReportInput } from './report.js';
 import { log } from './util.js';
@@ -75,6 +76,23 @@ function checkTools(): void {
     console.error(`bench: missing ${missing.map(([c]) => c).join(', ')}; install with:\n  apt-get install -y ${[...new Set(missing.map(([, p]) => p))].join(' ')}\n(scripts/setup.sh installs them)`);
     process.exit(2);
   }
+}
+
+/**
+ * What `meshlane sockmap-probe --json` says the installer would do with
+ * `--sockmap on` on this kernel: undefined when it would run it (or the
+ * executable has no probe), else its message.
+ */
+async function sockmapOnRefusal(exe: string): Promise<string | undefined> {
+  const r = await execa(exe, ['sockmap-probe', '--json'], { reject: false, timeout: 60_000 });
+  if (r.exitCode !== 0) return undefined;
+  try {
+    const on = (JSON.parse(r.stdout) as { modes?: { on?: { effective?: unknown; message?: unknown } } }).modes?.on;
+    if (on && typeof on.effective === 'string' && on.effective !== 'on') return typeof on.message === 'string' ? on.message : `the installer would run ${on.effective}`;
+  } catch {
+    return undefined;
+  }
+  return undefined;
 }
 
 function machine(): Machine {
@@ -144,7 +162,7 @@ async function main(): Promise<void> {
   const cfgDir = join(tmpdir(), `${PREFIX}-cfg-${process.pid}`);
   const reps = envInt('BENCH_REPS', QUICK ? 1 : 5);
   const topologies = envList<Topology | 'client'>('BENCH_TOPOLOGIES', [...TOPOLOGIES, 'client'], QUICK ? ['same'] : [...TOPOLOGIES, 'client']);
-  const netOpts = {
+  const netOpts: NetOptions = {
     reps,
     wrkSeconds: envInt('BENCH_WRK_SECONDS', QUICK ? 1 : 2),
     connSeconds: envInt('BENCH_CONN_SECONDS', QUICK ? 1 : 2),
@@ -221,6 +239,13 @@ async function main(): Promise<void> {
       write(false);
     }
     if (process.env['BENCH_SKIP_NET'] !== '1' && topologies.includes('client')) {
+      // These runs write the sockmap switch themselves: ask the installer's probe
+      // whether it would run `on` on this kernel, and leave that mode out if not.
+      const refusal = await sockmapOnRefusal(exe);
+      if (refusal) {
+        netOpts.skip = { 'ml-on': refusal };
+        log(`client sidecar only: meshlane, sockmap on not measured: ${refusal}`);
+      }
       net = await runNet(node, netOpts, (r) => {
         net = r;
       });
