@@ -13,6 +13,10 @@
  *   ml_recvmsg4/6  cgroup/recvmsg4, recvmsg6   DNS replies shown from the server asked     lib/dns.h
  *   ml_tc_ingress  tc (pod interface, ingress) inbound from other nodes -> 15006           lib/inbound.h
  *   ml_tc_egress   tc (pod interface, egress)  replies get the original port back          lib/inbound.h
+ *   ml_sock_create cgroup/sock_create          a TCP socket's netns cookie -> ml_sk_netns  lib/tuple.h
+ *                  (only in meshlane-compat.o, built with ML_NETNS_FROM_STORAGE for kernels
+ *                  before 5.15, whose sock_ops, sk_msg and getsockopt programs cannot call
+ *                  bpf_get_netns_cookie)
  *
  * Maps, structs and constants: meshlane.h. Documentation: docs/datapath.md.
  * Nothing here ever blocks a syscall: every error path lets the call go on
@@ -27,6 +31,17 @@
 #include "lib/inbound.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Which build this is: 1 = netns cookies from bpf_get_netns_cookie (5.15
+ * on), 2 = from socket storage (ML_NETNS_FROM_STORAGE, meshlane-compat.o).
+ * Also gives .rodata a named variable: the compiler puts anonymous
+ * constants there, and 5.10's BTF checker refuses a DATASEC without
+ * variables ("vlen == 0"), which would make libbpf load without BTF. */
+#ifdef ML_NETNS_FROM_STORAGE
+const volatile __u32 ml_object_variant = 2;
+#else
+const volatile __u32 ml_object_variant = 1;
+#endif
 
 SEC("cgroup/connect4")
 int ml_connect4(struct bpf_sock_addr *ctx)
@@ -101,3 +116,14 @@ int ml_tc_egress(struct __sk_buff *skb)
 {
 	return ml_tc_egress_impl(skb);
 }
+
+#ifdef ML_NETNS_FROM_STORAGE
+SEC("cgroup/sock_create")
+int ml_sock_create(struct bpf_sock *sk)
+{
+	if (sk->type == ML_SOCK_STREAM && sk->protocol == IPPROTO_TCP &&
+	    (sk->family == ML_FAMILY_V4 || sk->family == ML_FAMILY_V6))
+		ML_SK_NETNS_SET(sk, sk);
+	return ML_CG_ALLOW;
+}
+#endif

@@ -161,7 +161,8 @@ struct ml_orig_dst {
  * daddr/dport = its remote end. A sender redirects to the key with the two
  * ends swapped, which is the peer socket's own key.
  *
- * netns: the network namespace cookie (bpf_get_netns_cookie) when either
+ * netns: the network namespace cookie (bpf_get_netns_cookie, or in
+ * meshlane-compat.o the same cookie read from ml_sk_netns) when either
  * address is loopback (127/8, ::1, ::ffff:127/104: both ends are then in
  * one netns and the same loopback tuple may exist in every pod), else 0
  * (pod IPs are unique on the node and the two ends may sit in different
@@ -205,6 +206,22 @@ struct ml_settings {
 	__u32 reserved1;     /* 20: zero */
 	__u64 reserved2;     /* 24: zero */
 };                           /* 32 bytes */
+
+/* ------------------------------------------------------------------------
+ * ml_sk_netns: the network namespace cookie of a TCP socket, for the
+ * object built for kernels whose sock_ops, sk_msg and cgroup getsockopt programs cannot call
+ * bpf_get_netns_cookie (before 5.15; bpf/meshlane.bpf.c built with
+ * ML_NETNS_FROM_STORAGE, dist/bpf/meshlane-compat.o). Socket-local storage:
+ * written where the helper is callable (cgroup/sock_create when the socket is
+ * made, connect4/6 for a socket made before the datapath was loaded) and
+ * copied by the kernel to every socket a listener accepts (BPF_F_CLONE), so
+ * both ends of a loopback connection carry their netns. Declared (and
+ * pinned) by both objects, so their maps are the same set; the object for
+ * newer kernels never touches it.
+ * ---------------------------------------------------------------------- */
+struct ml_sk_netns {
+	__u64 netns;     /* 0: bpf_get_netns_cookie() of the socket's netns */
+};                       /* 8 bytes */
 
 /* ------------------------------------------------------------------------
  * ml_counters: PERCPU_ARRAY of __u64, index = enum ml_counter. User space
@@ -257,6 +274,7 @@ enum ml_counter {
 #define ML_PROG_SOCKOPS    "ml_sockops"
 #define ML_PROG_GETSOCKOPT "ml_getsockopt"
 #define ML_PROG_REDIRECT   "ml_redirect"
+#define ML_PROG_SOCK_CREATE "ml_sock_create" /* dist/bpf/meshlane-compat.o only */
 
 /* ------------------------------------------------------------------------
  * Layout checks (both for the BPF target and a host compiler).
@@ -295,6 +313,7 @@ ML_ASSERT_OFF(struct ml_settings, outbound_port, 8);
 ML_ASSERT_OFF(struct ml_settings, inbound_port, 10);
 ML_ASSERT_OFF(struct ml_settings, dns_port, 12);
 ML_ASSERT_OFF(struct ml_settings, flags, 16);
+ML_ASSERT_SIZE(struct ml_sk_netns, 8);
 _Static_assert(ML_CNT__COUNT <= ML_MAX_COUNTERS, "ml_counters too small");
 
 /* ------------------------------------------------------------------------
@@ -366,6 +385,15 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } ml_counters SEC(".maps");
+
+/* struct ml_sk_netns (above): socket -> its netns cookie. Writers:
+ * ml_sock_create, ml_connect4/6 (meshlane-compat.o only). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct ml_sk_netns);
+} ml_sk_netns SEC(".maps");
 
 /* DNS capture: socket cookie -> the DNS server a captured UDP socket last
  * sent to (or connected to), before its destination was rewritten to the

@@ -142,11 +142,14 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return num(env, close(fd) < 0 ? -errno : 0);
 }
 
+#include "sockmap_probe.h"
+
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
     { "bpf", js_bpf }, { "addressOf", js_address_of }, { "setns", js_setns },
     { "ifNameToIndex", js_if_nametoindex }, { "netlinkSocket", js_netlink_socket },
     { "send", js_send }, { "recv", js_recv }, { "close", js_close },
+    { "sockmapProbe", js_sockmap_probe },
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     napi_value f;

@@ -62,13 +62,20 @@ function buildBpf() {
     process.exit(1);
   }
   for (const src of sources) {
-    const obj = join(out, src.replace(/\.bpf\.c$/, '.o'));
-    run('clang', [
-      '-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', '-D__TARGET_ARCH_x86',
-      '-I', join(root, 'bpf'), '-I', '/usr/include/x86_64-linux-gnu',
-      '-c', join(root, 'bpf', src), '-o', obj,
-    ]);
-    console.error(`build: ${src} -> dist/bpf/${src.replace(/\.bpf\.c$/, '.o')} (${statSync(obj).size} bytes)`);
+    // Each source once as it is, and meshlane.bpf.c once more for kernels before
+    // 5.15 (meshlane-compat.o: netns cookies from socket storage, rule functions
+    // static; see bpf/lib/tuple.h and docs/datapath.md, "Kernels").
+    const builds = [{ name: src.replace(/\.bpf\.c$/, '.o'), defines: [] }];
+    if (src === 'meshlane.bpf.c') builds.push({ name: 'meshlane-compat.o', defines: ['-DML_NETNS_FROM_STORAGE'] });
+    for (const b of builds) {
+      const obj = join(out, b.name);
+      run('clang', [
+        '-O2', '-g', '-Wall', '-Werror', '-target', 'bpf', '-D__TARGET_ARCH_x86', ...b.defines,
+        '-I', join(root, 'bpf'), '-I', '/usr/include/x86_64-linux-gnu',
+        '-c', join(root, 'bpf', src), '-o', obj,
+      ]);
+      console.error(`build: ${src}${b.defines.length ? ` ${b.defines.join(' ')}` : ''} -> dist/bpf/${b.name} (${statSync(obj).size} bytes)`);
+    }
   }
 }
 
@@ -101,6 +108,7 @@ function buildNative() {
 //   iptables src/sys/iptables.ts: the probe for Istio's rules (execa), for TPROXY pods only
 //   native  the native module's bytes (src/sys/native-embedded.ts)
 //   bpf     the eBPF object (the installer's `import ... from '*.o'`)
+//   bpfCompat  the same for kernels before 5.15 (dist/bpf/meshlane-compat.o)
 // A CNI call that the annotations decide compiles about a sixth of what it did.
 const PARTS_RUNTIME = join(root, 'scripts/bundle/parts.mjs');
 const LAZY_BUILTINS = join(root, 'scripts/bundle/lazy-builtins.mjs');
@@ -124,12 +132,14 @@ function partsPlugin(lazy, lazyBuiltins) {
         const rel = target.slice(root.length + 1);
         if (lazy[rel]) return { path: lazy[rel], namespace: 'lazy-part' };
         if (rel === 'src/sys/native-embedded.ts') return { path: 'native', namespace: 'embedded-bytes' };
+        if (args.path.endsWith('meshlane-compat.o')) return { path: 'bpfCompat', namespace: 'embedded-bytes' };
         if (args.path.endsWith('.o')) return { path: 'bpf', namespace: 'embedded-bytes' };
         return undefined;
       });
       b.onLoad({ filter: /.*/, namespace: 'lazy-part' }, (args) => viaParts(`module.exports = loadPart(${JSON.stringify(args.path)});`));
       b.onLoad({ filter: /^native$/, namespace: 'embedded-bytes' }, () => viaParts('export function embeddedNative() { return readPart("native"); }'));
       b.onLoad({ filter: /^bpf$/, namespace: 'embedded-bytes' }, () => viaParts('export default readPart("bpf");'));
+      b.onLoad({ filter: /^bpfCompat$/, namespace: 'embedded-bytes' }, () => viaParts('export default readPart("bpfCompat");'));
     },
   };
 }

@@ -16,8 +16,11 @@ fi
 # certificates of the Kubernetes API tests; containerd (with ctr and its runc
 # shim), runc and busybox-static run the end-to-end test's private containerd
 # and its locally built pause image (test/e2e/containerd.test.ts);
-# qemu-system-x86 boots Debian's kernels for the kernel matrix (scripts/kernels/).
-APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl containerd runc busybox-static qemu-system-x86)
+# qemu-system-x86 boots Debian's kernels for the kernel matrix (scripts/kernels/);
+# haproxy (the benchmark's sidecars and server app), wrk (closed-loop load) and
+# iperf3 (throughput) are what `npm run bench` runs (its open-loop load
+# generator is testing/tools/mlload.c, built with gcc).
+APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl containerd runc busybox-static qemu-system-x86 haproxy wrk iperf3)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

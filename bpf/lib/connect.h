@@ -11,6 +11,7 @@
 #include "lib/common.h"
 #include "lib/policy.h"
 #include "lib/dns.h"
+#include "lib/tuple.h"
 
 enum ml_verdict {
 	ML_VERDICT_PASS = 0,          /* not ours: leave the socket alone */
@@ -220,6 +221,12 @@ static __always_inline void ml_remember(struct bpf_sock_addr *ctx, const struct 
 	od.flags = res->odst_flags | (req->v6_socket ? ML_ODST_F_V6_SOCKET : 0);
 	if (bpf_map_update_elem(&ml_odst_ck, &cookie, &od, BPF_ANY))
 		ml_count(ML_CNT_ERR_ODST_CK_UPDATE);
+#ifdef ML_NETNS_FROM_STORAGE
+	/* A socket made before the datapath was loaded has no netns record
+	 * yet (ml_sock_create makes it for the others). */
+	if (ctx->sk)
+		ML_SK_NETNS_SET(ctx, ctx->sk);
+#endif
 }
 
 /* Decide and count; 1 when the socket is to be rewritten (the original

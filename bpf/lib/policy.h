@@ -29,7 +29,17 @@
  * path of every caller. Their pointer arguments may be NULL as far as the
  * verifier knows, hence the checks. This header is included by exactly one
  * object (meshlane.bpf.c).
+ *
+ * The verifier takes global functions with pointer arguments from 5.12 on
+ * (5.10: "Arg#0 type PTR in ml_inbound_captured() is not supported yet"):
+ * in the object built for older kernels (ML_NETNS_FROM_STORAGE) they are
+ * static subprograms, checked in the context of each call.
  */
+#ifdef ML_NETNS_FROM_STORAGE
+#define ML_RULE_FN static __noinline
+#else
+#define ML_RULE_FN __noinline
+#endif
 
 /* Is port (host order) in a 0-terminated list of ML_MAX_PORTS? */
 static __always_inline int ml_port_listed(const __u16 *list, __u32 port)
@@ -48,7 +58,7 @@ static __always_inline int ml_port_listed(const __u16 *list, __u32 port)
 }
 
 /* Does addr fall in c (same family, prefix in the 128-bit space)? */
-__noinline int ml_cidr_match(const struct ml_cidr *c, const struct ml_addr *addr)
+ML_RULE_FN int ml_cidr_match(const struct ml_cidr *c, const struct ml_addr *addr)
 {
 	struct ml_addr net;
 
@@ -75,7 +85,7 @@ static __always_inline int ml_cidr_listed(const struct ml_cidr *list, const stru
 }
 
 /* Would Istio's ISTIO_OUTPUT chain send this app connection to the proxy? */
-__noinline int ml_outbound_captured(const struct ml_pod_config *pc, const struct ml_addr *dst,
+ML_RULE_FN int ml_outbound_captured(const struct ml_pod_config *pc, const struct ml_addr *dst,
 				    __u32 dport)
 {
 	if (!pc || !dst)
@@ -116,7 +126,7 @@ static __always_inline int ml_out_includes_loopback(const struct ml_pod_config *
 
 /* Would Istio's ISTIO_INBOUND chain of the destination pod send a
  * connection to this port to its proxy? */
-__noinline int ml_inbound_captured(const struct ml_pod_config *pc, __u32 dport, __u32 inbound_port)
+ML_RULE_FN int ml_inbound_captured(const struct ml_pod_config *pc, __u32 dport, __u32 inbound_port)
 {
 	__u32 status_port;
 

@@ -32,7 +32,7 @@ static __always_inline int ml_redirect_impl(struct sk_msg_md *msg)
 	ml_tuple_set(&peer, &remote, (__u16)bpf_ntohl(msg->remote_port), &local,
 		     (__u16)msg->local_port);
 	if (ml_tuple_needs_netns(&local, &remote))
-		peer.netns = bpf_get_netns_cookie(msg);
+		peer.netns = ML_SOCK_NETNS(msg, msg->sk);
 
 	/* On a miss the helper returns SK_DROP without choosing a target;
 	 * returning SK_PASS then sends the bytes the normal way. On a hit,

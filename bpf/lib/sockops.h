@@ -35,7 +35,7 @@ static __always_inline void ml_sockops_view(struct bpf_sock_ops *skops, struct m
 	ml_sockops_ends(skops, &v->local, &v->remote);
 	v->lport = (__u16)skops->local_port;
 	v->rport = (__u16)bpf_ntohl(skops->remote_port);
-	v->netns = ml_tuple_needs_netns(&v->local, &v->remote) ? bpf_get_netns_cookie(skops) : 0;
+	v->netns = ml_tuple_needs_netns(&v->local, &v->remote) ? ML_SOCK_NETNS(skops, skops->sk) : 0;
 }
 
 /* Key of this socket in ml_sock_pairs: local -> remote. */

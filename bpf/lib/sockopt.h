@@ -52,7 +52,7 @@ static __always_inline struct ml_orig_dst *ml_lookup_pre_nat(struct bpf_sockopt 
 		return NULL; /* no NAT on our end: the first lookup was the one */
 	ml_addr_store(conn->daddr, &pre);
 	conn->dport = pre_port;
-	conn->netns = ml_tuple_needs_netns(remote, &pre) ? bpf_get_netns_cookie(ctx) : 0;
+	conn->netns = ml_tuple_needs_netns(remote, &pre) ? ML_SOCK_NETNS(ctx, ctx->sk) : 0;
 	return bpf_map_lookup_elem(&ml_odst_tup, conn);
 }
 
@@ -87,7 +87,7 @@ static __always_inline int ml_answer_original_dst(struct bpf_sockopt *ctx)
 	 * connecting end is our remote one. */
 	ml_tuple_set(&conn, &remote, rport, &local, lport);
 	if (ml_tuple_needs_netns(&local, &remote))
-		conn.netns = bpf_get_netns_cookie(ctx);
+		conn.netns = ML_SOCK_NETNS(ctx, sk);
 	od = bpf_map_lookup_elem(&ml_odst_tup, &conn);
 	if (!od)
 		od = ml_lookup_pre_nat(ctx, &conn, &remote);

@@ -5,6 +5,8 @@
 import type { CniOptions, CniResult } from './cni.js';
 import { MODES, MODE_TITLE, type Mode, type NetOptions, type NetResult } from './net.js';
 import { fmtNum, fmtRatio, spread, type Spread } from './util.js';
+import { BODY_BYTES, TOPOLOGY_TITLE, type MeshOptions, type MeshResult } from './mesh.js';
+import { renderMesh, targetChecks } from './mesh-report.js';
 
 export interface Machine {
   nproc: string;
@@ -28,8 +30,15 @@ export interface Machine {
 export interface ReportInput {
   machine: Machine;
   net: NetResult | undefined;
+  /** The `both` runs (absent in runs saved before they existed). */
+  mesh?: MeshResult | undefined;
   cni: CniResult | undefined;
   netOpts: NetOptions;
+  meshOpts?: MeshOptions;
+  /** A quick subset (--quick): not for figures. */
+  quick?: boolean;
+  /** The CNI section of the BENCHMARKS.md this run replaces, kept when the run did not measure the CNI. */
+  keptCni?: string | undefined;
   cniOpts: CniOptions;
   final: boolean;
   seconds: number;
@@ -38,6 +47,16 @@ export interface ReportInput {
 }
 
 type Dir = 'higher' | 'lower';
+
+/** The section of a markdown text from `heading` (a `## ` line) to the next `## ` heading, or undefined. */
+export function keptSection(text: string, heading: string): string | undefined {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.trim() === heading);
+  if (start < 0) return undefined;
+  let end = lines.findIndex((l, i) => i > start && l.startsWith('## '));
+  if (end < 0) end = lines.length;
+  return lines.slice(start, end).join('\n').trimEnd();
+}
 
 function stat(net: NetResult, metric: string, mode: Mode): Spread {
   return spread(net.samples.filter((s) => s.metric === metric && s.mode === mode).map((s) => s.value));
@@ -132,6 +151,7 @@ function onVsOff(net: NetResult, rows: Row[]): { wins: string[]; losses: string[
 }
 
 export function sockmapVerdict(net: NetResult, rows: Row[]): string {
+  if (!net.samples.some((x) => x.mode === 'ml-on')) return 'Sockmap on was not measured in these runs (see above): nothing here to weigh against sockmap off.';
   const v = onVsOff(net, rows);
   const lines = [
     'Sockmap on ÷ sockmap off, ratio of the medians (rates: above 1 is better; latency and CPU: below 1 is better). Clear = ≥ 3% and the min–max ranges apart:',
@@ -217,13 +237,27 @@ export function renderReport(r: ReportInput): string {
   const knobs = r.knobs;
   L.push(`Command: \`${knobs.length > 0 ? `${knobs.join(' ')} ` : ''}npm run bench\`. Numbers are from one machine in one run; compare the modes with each other, not with other machines.`);
   L.push('');
+  if (r.quick) {
+    L.push('**A quick subset (`--quick`): short runs (by default one repetition, one topology, no CNI). For development, not for figures.**');
+    L.push('');
+  }
+  if (r.mesh && r.meshOpts) {
+    L.push('## Summary: both sidecars');
+    L.push('');
+    L.push(`Client and server pod each with a sidecar, against no sidecars (the baseline), at a fixed ${fmtNum(r.meshOpts.rate)} requests/s over ${r.meshOpts.connections} connections; the targets, measured on one node (details below):`);
+    L.push('');
+    for (const t of targetChecks(r.mesh, r.meshOpts)) L.push(`- ${t.met === undefined ? 'n/a' : t.met ? 'met' : '**not met**'}: ${t.text}`);
+    for (const [k, v] of Object.entries(r.mesh.refused)) L.push(`- ${k}: not measured, the installer did not run this mode: ${v}`);
+    L.push('');
+  }
   if (r.net) {
     const rows = summaryRows(r.netOpts);
-    L.push('## Summary');
+    L.push('## Summary: client sidecar only');
     L.push('');
     L.push('Ratios of the medians (rates: above 1 is better; latency and CPU cost: below 1 is better); "clearly" = at least 3% and the min–max ranges of the repetitions do not overlap. Details, all figures and the method below.');
     L.push('');
     for (const l of summaryLines(r.net, rows)) L.push(l);
+    for (const [mode, why] of Object.entries(r.netOpts.skip ?? {})) L.push(`- ${MODE_TITLE[mode as Mode]}: not measured: the installer would not run it on this kernel (\`meshlane sockmap-probe\`): ${why}`);
     L.push('');
     L.push(sockmapVerdict(r.net, rows).split('\n').slice(-1)[0] ?? '');
     L.push('');
@@ -232,12 +266,30 @@ export function renderReport(r: ReportInput): string {
   L.push('');
   L.push(`- ${m.nproc} CPUs: ${m.cpuModel}; ${m.memGiB} GiB RAM; kernel ${m.kernel} (a VM)`);
   L.push(`- ${m.haproxy}`);
-  L.push(`- ${m.wrk}; ${m.iperf3}; ${m.iptables}; Node ${m.node}`);
+  L.push(`- ${m.wrk}; ${m.iperf3}; ${m.iptables}; Node ${m.node}; testing/tools/mlload (open-loop load, built with the machine's cc)`);
   L.push(`- load average (1/5/15 min) at the start ${m.loadStart}, at the end ${m.loadEnd}${m.nice !== '0' ? `; the bench ran at nice ${m.nice}` : ''}: other work on this machine shares the ${m.nproc} CPUs, which widens the min–max ranges`);
   L.push(`- meshlane commit ${m.commit}${m.dirty ? ' with uncommitted changes in src/ or bpf/' : ''}; dist/meshlane and dist/bpf/meshlane.o as built`);
   L.push('');
   L.push('## Method');
   L.push('');
+  if (r.meshOpts) {
+    const mo = r.meshOpts;
+    L.push('### Both sidecars (client and server pod meshed)');
+    L.push('');
+    L.push(`- **Topologies**: ${mo.topologies.map((t) => TOPOLOGY_TITLE[t]).join('; ')}. *Same node*: both pods on one sandbox node; meshlane steers the client sidecar's connect to the server pod's 15006 (cgroup/connect4), Istio's rules REDIRECT it in the server pod's PREROUTING. *Across two nodes*: the client pod on a second sandbox node (prefix \`mlbnx\`), the two node netns linked by a veth pair (testing/sandbox linkNodes: routed, no NAT); the server pod's inbound is meshlane's tc program on its eth0 (attached by its CNI ADD) or Istio's PREROUTING REDIRECT.`);
+    L.push(`- **Pods**: the server pod runs HAProxy as the app (uid 1000, \`http-request return\` with a ${mo.connections > 0 ? '1 KiB' : ''} body, one thread) on :8080; each pod has a sidecar, HAProxy (\`mode tcp\`, one thread, uid 1337 in the pod's \`istio-proxy\` container): 15001 outbound and 15006 inbound, each connecting to the original destination read with SO_ORIGINAL_DST, the inbound one from 127.0.0.6 as Envoy's inbound passthrough does (istio-cni's rules and meshlane leave 127.0.0.6 alone), and fixed frontends for the limit (client 127.0.0.1:15002 → server sidecar :15007 → app). The load generator runs as uid 1000 in the client pod's \`app\` container. A fresh pair of pods for every mode and repetition.`);
+    L.push(`- **Modes** (the order rotates between repetitions): *baseline* (no sidecar: the app connects to the server app); *explicit proxies (limit)* (both sidecars, no interception: the proxy hops without redirect cost); *Istio iptables* (istio-cni's \`basic.txt.golden\` restored in both pods' netns, as for the client-only runs below); *meshlane, sockmap off / proxy-only / on*: \`dist/meshlane install --once --sockmap <mode>\` on every node (the node installer, against the sandbox node's cgroup root, pin dir and a CNI config dir of its own), then both pods through the CNI chain: the meshlane entry the installer wrote, ADD run as a runtime runs it (testing/sandbox/chain-pod.ts) with the pod annotations of \`fixtures/pods/istio-sidecar-cni-native.json\`; DEL at the end. When the installer leaves another sockmap setting than asked (a kernel it finds unsafe for it), that mode is reported as not measured. The installer runs for every meshlane mode in the first repetition; later, whenever the datapath is not attached (after a mode without meshlane), and from one meshlane mode to the next the bench writes the settings the installer wrote for that mode (an installer pass reloads the whole object: seconds that measure nothing).`);
+    L.push(`- **Verification per mode**: one request through sidecars that log each connection: the client sidecar's \`outbound\` frontend must show destination = the server's address and port, and the server sidecar's \`inbound\` frontend the same original destination (both read with SO_ORIGINAL_DST; the accepted sockets' own ends are 15001 and 15006), the 1 KiB body must arrive; in the meshlane modes the datapath counters over the run must show both hops steered (connect4 to the peer's 15006 on one node, the tc redirect across nodes), getsockopt answers, and sk_msg redirects exactly when the mode has them.`);
+    L.push(`- **Fixed-rate latency**: testing/tools/mlload, an open-loop client: request k is due at start + k / rate, on connection k mod C (keep-alive, HTTP/1.1 GET, no pipelining); a request whose connection is still busy is sent when it frees up, and its latency still counts from its due time, so a stall counts in every request it delayed (no coordinated omission). ${fmtNum(mo.rate)} requests/s, ${mo.connections} connections, ${mo.loadSeconds} s after ${mo.warmupMs} ms of warm-up; p50, p90, p99, p99.9 (nearest rank). The rate is Istio's own (1,000 requests/s, 16 connections, 1 KiB payload), not scaled down: each topology's results say what share of the slowest mode's max requests/s it is (in the quick runs on this 2-CPU machine under other load, 10–20%), so the latency is the data path's and not a queue's; a run with errors, or with requests still unsent or unanswered 5 s after the end, fails. Sweep: the same rate over ${mo.sweep.join(', ')} connections, ${(mo.sweepMs / 1000).toFixed(1)} s each (same node only).`);
+    L.push(`- **Added latency**: per repetition, the mode's percentile minus the baseline's in the same repetition; the ratio to Istio iptables is of the medians of those. ✓ / ✗ in a ratio column: a clear difference (≥ 3% and the min–max ranges over the repetitions apart).`);
+    L.push(`- **Max requests/s**: wrk (closed loop) at ${mo.maxConns.join(', ')} connections, ${mo.wrkSeconds} s each. **Connection set-up rate**: wrk -c 16 with \`Connection: close\`, ${mo.connSeconds} s.`);
+    L.push('- **CPU per 1,000 requests**: over the fixed-rate run, cgroup v2 `cpu.stat` usage_usec of the two `istio-proxy` containers (the proxies) and of the two `app` containers (the load generator and the server), divided by the requests completed. This kernel has no IRQ time accounting: softirq network work is charged to the task it runs in.');
+    L.push(`- **Repetitions**: ${mo.reps}; modes interleaved (every repetition runs every mode, in a rotated order). The load average before and after the run is under Machine.`);
+    L.push('- **Caveats**: the sidecars are HAProxy in `mode tcp` (a byte relay), not Envoy (HTTP parsing, filters): the proxy\'s own cost is smaller than Envoy\'s, so the interception\'s share of the added latency and CPU is larger here than in a real mesh. Which legs a sockmap mode bypasses: of the three TCP connections of a request (app → client sidecar, client sidecar → server sidecar, server sidecar → app), `proxy-only` puts the middle one in the sockhash and `on` the first two (on one node; across nodes only the first, since the middle one crosses the wire); the third, the server sidecar\'s passthrough from 127.0.0.6 to the pod\'s own address, is a connection meshlane does not redirect and never joins the sockhash in any mode. The sidecars and the server run one thread each and share 2 CPUs with the load generator.');
+    L.push('');
+    L.push('### Client sidecar only (server without a sidecar)');
+    L.push('');
+  }
   L.push(`- A sandbox node (testing/sandbox, prefix \`mlbnc\` + a run tag): its own cgroup v2 subtree, bpffs pin dir and netns; pods are netns on a bridge in the node's netns, with kubelet-style cgroups. All traffic stays inside these netns; everything is removed at the end (and on failure).`);
   L.push(`- **Server pod**: HAProxy as the HTTP server (\`http-request return status 200\`, 2-byte body, one thread, keep-alive) on :8080, and a fresh one-shot \`iperf3 -s -1\` on :5201 for each throughput test (a long-lived iperf3 server was seen to stay busy after a test and stall the next), all uid 1000. HAProxy was chosen because it is fast, is C, and needs no other package; nginx is not installed.`);
   L.push(`- **Client pod**: the sidecar is HAProxy (one thread, \`mode tcp\`) as uid 1337 in the pod's \`istio-proxy\` cgroup: \`bind 0.0.0.0:15001\` → \`server orig 0.0.0.0:0\` (HAProxy reads the original destination with \`getsockopt(SO_ORIGINAL_DST)\` on the accepted socket and connects there), plus two explicit frontends with fixed servers (127.0.0.1:15002 → server:8080, 127.0.0.1:15003 → server:5201). The app (wrk, iperf3 client, curl) runs as uid 1000 in the pod's \`app\` cgroup. The same HAProxy binary and configuration in every mode.`);
@@ -253,14 +305,15 @@ export function renderReport(r: ReportInput): string {
   L.push(`- **Repetitions**: ${o.reps}. Cells are *median (min–max)* over the repetitions; ratios are of the medians. For latency a ratio below 1 is better; for everything else above 1 is better.`);
   L.push(`- **CPU budget**: the app, the proxy and the server share ${m.nproc} CPUs, as on a busy node; nothing is pinned. Absolute figures are low for that reason; the comparison is what counts.`);
   L.push(`- **CNI**: \`dist/meshlane\` executed as a runtime does (config on stdin, CNI_* env, \`execa\` from Node, timed from spawn to exit), **meshlane alone with a synthetic prevResult** (what bridge + host-local would hand on: eth0 and the pod's two addresses; their own cost is not meshlane's), for the native-sidecar pod of \`fixtures/pods/istio-sidecar-cni-native.json\` (decided from its annotations through runtimeConfig, no API server). ${r.cniOpts.runs} × (ADD then DEL) with 1 pod registered and ${r.cniOpts.runs} × with 999 synthetic pods pre-registered in one bpftool batch (1,000 registered during each ADD), the two cases alternating in blocks of 50 so that a change of load does not land on one of them. Beside them: \`CNI_COMMAND=VERSION dist/meshlane\` and an empty SEA executable (\`console.log\` only, built with @yao-pkg/pkg in SEA mode as scripts/build.mjs builds dist/meshlane, same Node 22.23.3 base) over ${r.cniOpts.startupRuns} runs each, and \`/bin/true\` for the cost of spawning from Node.`);
-  L.push('- **Caveats**: sockmap on bypasses only the app ↔ sidecar leg (both ends in the client pod); the sidecar → server leg is plain TCP over the veth and bridge in every mode, and a sidecar ↔ sidecar leg (SOCKMAP_PROXY_ONLY) is not measured here (the server has no sidecar). The sidecar runs one HAProxy thread, so at 10 and 100 connections the proxy is the bottleneck in every mode. wrk is a closed loop: its p99 on a shared 2-CPU VM is dominated by scheduling. Short runs (seconds) on a VM: differences below ~10% are within the noise unless the min–max ranges are clearly apart.');
+  L.push('- **Caveats**: sockmap on bypasses only the app ↔ sidecar leg (both ends in the client pod); the sidecar → server leg is plain TCP over the veth and bridge in every mode, and a sidecar ↔ sidecar leg (SOCKMAP_PROXY_ONLY) is not measured here (the server has no sidecar; see the both-sidecars runs). The sidecar runs one HAProxy thread, so at 10 and 100 connections the proxy is the bottleneck in every mode. wrk is a closed loop: its p99 on a shared 2-CPU VM is dominated by scheduling. Short runs (seconds) on a VM: differences below ~10% are within the noise unless the min–max ranges are clearly apart.');
   if (o.reps < 3 || o.wrkSeconds < 3) L.push(`- **Shortened run**: ${o.reps} repetition(s), ${o.wrkSeconds} s per wrk run (BENCH_* variables); the ranges are less reliable.`);
   L.push('');
 
+  if (r.mesh && r.meshOpts) L.push(...renderMesh(r.mesh, r.meshOpts));
   const net = r.net;
   const { rpsRows, latRows, cpsRows, tputRows, cpuRows, allRows } = rowSets(o);
   if (net) {
-    L.push('## Results: data path');
+    L.push('## Results: client sidecar only (server without a sidecar)');
     L.push('');
     L.push('### Requests/s (wrk, keep-alive)');
     L.push('');
@@ -304,6 +357,10 @@ export function renderReport(r: ReportInput): string {
     }
   }
   const cni = r.cni;
+  if (!cni && r.keptCni) {
+    L.push(r.keptCni);
+    L.push('');
+  }
   if (cni) {
     L.push('## Results: CNI');
     L.push('');

@@ -107,3 +107,46 @@ export function fmtRatio(a: number, b: number): string {
 export function log(msg: string): void {
   process.stderr.write(`bench ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 }
+
+export interface LoadResult {
+  sent: number;
+  completed: number;
+  /** Requests sent more than 1 ms after they were due (their connection was still busy). */
+  lateSends: number;
+  achievedRps: number;
+  p50Us: number;
+  p90Us: number;
+  p99Us: number;
+  p999Us: number;
+  maxUs: number;
+  /** Set when the run failed: errors, timeouts, requests never sent, or no summary. */
+  error: string | undefined;
+}
+
+/** The summary line of testing/tools/mlload (latency from each request's due time). */
+export function parseLoad(out: string): LoadResult {
+  const line = out.split('\n').find((l) => l.startsWith('{') && l.includes('"event":"done"'));
+  const nan = Number.NaN;
+  const empty: LoadResult = { sent: nan, completed: nan, lateSends: nan, achievedRps: nan, p50Us: nan, p90Us: nan, p99Us: nan, p999Us: nan, maxUs: nan, error: undefined };
+  if (!line) return { ...empty, error: `no summary from mlload: ${out.slice(0, 200)}` };
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return { ...empty, error: `unparsable mlload summary: ${line.slice(0, 200)}` };
+  }
+  const n = (k: string): number => (typeof j[k] === 'number' ? (j[k] as number) : nan);
+  const problems = (['errors', 'timeouts', 'unsent'] as const).filter((k) => n(k) !== 0).map((k) => `${k} ${n(k)}`);
+  return {
+    sent: n('sent'),
+    completed: n('completed'),
+    lateSends: n('late_sends'),
+    achievedRps: n('achieved_rps'),
+    p50Us: n('p50_us'),
+    p90Us: n('p90_us'),
+    p99Us: n('p99_us'),
+    p999Us: n('p999_us'),
+    maxUs: n('max_us'),
+    error: problems.length > 0 ? `mlload: ${problems.join(', ')}` : undefined,
+  };
+}

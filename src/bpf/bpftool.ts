@@ -1,101 +1,19 @@
-// bpftool, the kernel's own BPF tool, as a typed API. Every BPF syscall meshlane
-// makes goes through here: load, pin, attach, detach, map reads and writes.
-// Many map writes go to one bpftool process (`batch file -`): about 1 ms for the
-// process instead of 1 ms per command.
-import { CommandError, run } from '../sys/exec.js';
+// bpftool, the kernel's own BPF tool: what the installer loads, pins, attaches
+// and detaches with it. Nothing is read back through bpftool's output (its JSON
+// and its bpf(2) attrs change with its version: ./readback.ts reads in-process),
+// and the CNI path never runs it. Many map writes can go to one bpftool
+// process (`batch file -`): about 1 ms for the process instead of 1 ms per command.
+import { run } from '../sys/exec.js';
 
 export const BPFTOOL = process.env['MESHLANE_BPFTOOL'] ?? 'bpftool';
-
-export interface ProgInfo {
-  id: number;
-  type: string;
-  name?: string;
-  tag: string;
-  map_ids?: number[];
-}
-
-export interface MapInfo {
-  id: number;
-  type: string;
-  name?: string;
-  bytes_key: number;
-  bytes_value: number;
-  max_entries: number;
-}
-
-export interface CgroupAttachment {
-  id: number;
-  attach_type: string;
-  attach_flags?: string;
-  name?: string;
-}
-
-export interface MapEntry {
-  key: Uint8Array;
-  value: Uint8Array;
-}
-
-export interface PercpuMapEntry {
-  key: Uint8Array;
-  values: Uint8Array[];
-}
 
 export async function bpftool(args: readonly string[], input?: string): Promise<string> {
   const r = await run(BPFTOOL, args, input === undefined ? {} : { input });
   return r.stdout;
 }
 
-async function bpftoolJson<T>(args: readonly string[]): Promise<T> {
-  const out = await bpftool(['-j', ...args]);
-  // Some listings (cgroup show of a cgroup with nothing attached) print nothing at all.
-  if (out.trim() === '') return [] as T;
-  try {
-    return JSON.parse(out) as T;
-  } catch {
-    throw new Error(`bpftool ${args.join(' ')} printed no JSON: ${out.slice(0, 200)}`);
-  }
-}
-
 export function toHexArgs(bytes: Uint8Array): string[] {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0'));
-}
-
-function fromHexList(list: unknown): Uint8Array {
-  if (!Array.isArray(list)) throw new Error('bpftool: expected a list of hex bytes');
-  return Uint8Array.from(list.map((h) => parseInt(String(h), 16)));
-}
-
-export const progShow = (pinned: string): Promise<ProgInfo> => bpftoolJson<ProgInfo>(['prog', 'show', 'pinned', pinned]);
-export const mapShow = (pinned: string): Promise<MapInfo> => bpftoolJson<MapInfo>(['map', 'show', 'pinned', pinned]);
-export const cgroupShow = (cgroup: string): Promise<CgroupAttachment[]> => bpftoolJson<CgroupAttachment[]>(['cgroup', 'show', cgroup]);
-
-export async function mapDump(pinned: string): Promise<MapEntry[]> {
-  const rows = await bpftoolJson<Array<Record<string, unknown>>>(['map', 'dump', 'pinned', pinned]);
-  return rows.map((r) => ({ key: fromHexList(r['key']), value: fromHexList(r['value']) }));
-}
-
-/** How many entries a map holds (any map type). */
-export async function mapCount(pinned: string): Promise<number> {
-  return (await bpftoolJson<unknown[]>(['map', 'dump', 'pinned', pinned])).length;
-}
-
-export async function percpuMapDump(pinned: string): Promise<PercpuMapEntry[]> {
-  const rows = await bpftoolJson<Array<Record<string, unknown>>>(['map', 'dump', 'pinned', pinned]);
-  return rows.map((r) => ({
-    key: fromHexList(r['key']),
-    values: (r['values'] as Array<Record<string, unknown>>).map((v) => fromHexList(v['value'])),
-  }));
-}
-
-export async function mapLookup(pinned: string, key: Uint8Array): Promise<Uint8Array | undefined> {
-  try {
-    const row = await bpftoolJson<Record<string, unknown>>(['map', 'lookup', 'pinned', pinned, 'key', 'hex', ...toHexArgs(key)]);
-    return fromHexList(row['value']);
-  } catch (err) {
-    // A missing key: bpftool -j prints `null` and exits non-zero. A missing map is an error.
-    if (err instanceof CommandError && err.stdout.trim() === 'null') return undefined;
-    throw err;
-  }
 }
 
 /** One map write or delete, as a line of `bpftool batch`. */

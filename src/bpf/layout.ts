@@ -155,6 +155,13 @@ export const settings: StructCodec<Settings> = defineStruct<Settings>(
   32,
 );
 
+/** ml_sk_netns value: a socket's netns cookie (written by the programs of meshlane-compat.o only). */
+export interface SkNetns {
+  netns: bigint;
+}
+
+export const skNetns: StructCodec<SkNetns> = defineStruct<SkNetns>('ml_sk_netns', [{ name: 'netns', type: 'u64' }], 8);
+
 /** enum ml_counter, in order (ids are append-only in the header). */
 export const COUNTERS = [
   'connect4_redirect_out',

@@ -11,13 +11,18 @@
 // new ones are attached next to the old ones, then the old ones detached, so
 // there is no moment without interception. Attaching is idempotent: a program
 // already attached to the cgroup is not attached again.
+//
+// What is read back from the kernel (what sits on the cgroup, a pinned
+// program's id and tag) is read in-process (./readback.ts), never through
+// bpftool's output, which depends on bpftool's version and the kernel's.
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CommandError } from '../sys/exec.js';
 import { isBpffs, isCgroup2 } from '../sys/fsinfo.js';
-import { bpftool, cgroupShow, progShow, type CgroupAttachment } from './bpftool.js';
+import { bpftool } from './bpftool.js';
+import { cgroupAttachments, pinnedProgram, type CgroupAttachment } from './readback.js';
 import { DatapathError, loadFailure } from './errors.js';
-import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths } from './names.js';
+import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, HOOKED_PROGRAMS, NAME_PREFIX, SOCKMAP_PROGRAMS, pinPaths, type CgroupProgram } from './names.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
 
 export interface DatapathLocation {
@@ -27,7 +32,43 @@ export interface DatapathLocation {
   cgroupDir: string;
 }
 
+/**
+ * The datapath built twice (scripts/build.mjs): `path` (dist/bpf/meshlane.o)
+ * for kernels whose sock_ops, sk_msg and cgroup getsockopt programs can call
+ * bpf_get_netns_cookie (5.15 on), `compatPath` (dist/bpf/meshlane-compat.o)
+ * for older ones (5.10 on), which reads the same cookie from socket storage.
+ */
+export interface DatapathObjects {
+  path: string;
+  compatPath: string;
+}
+
+/** What a kernel probe found that chooses between the objects; unknown (undefined): try `path` first. */
+export interface ObjectChoice {
+  netnsCookieInSockops?: boolean;
+}
+
+/** The objects to try, in order: a single path is loaded as it is. */
+export function objectsToTry(object: string | DatapathObjects, kernel: ObjectChoice = {}): string[] {
+  if (typeof object === 'string') return [object];
+  if (kernel.netnsCookieInSockops === true) return [object.path];
+  if (kernel.netnsCookieInSockops === false) return [object.compatPath];
+  return [object.path, object.compatPath];
+}
+
+/**
+ * Did a load fail for what the compat object does without? The verifier's words
+ * of kernels before 5.15 ("unknown func bpf_get_netns_cookie#122" in sock_ops,
+ * sk_msg and getsockopt programs) and before 5.12 (a global function with a
+ * pointer argument: "Arg#0 type PTR in ml_cidr_match() is not supported yet").
+ */
+export function isCompatFailure(err: unknown): boolean {
+  return err instanceof DatapathError && /unknown func bpf_get_netns_cookie#|type PTR in \w+\(\) is not supported yet/.test(err.message);
+}
+
 export interface InstallReport {
+  /** The object whose programs are attached now (one of DatapathObjects when both were given). */
+  object: string;
   /** Maps that existed and were kept, with every entry. */
   reusedMaps: string[];
   /** Maps created by this load. */
@@ -67,9 +108,10 @@ function pinnedNames(dir: string): string[] {
   }
 }
 
+
 async function attachedOnCgroup(cgroupDir: string): Promise<CgroupAttachment[]> {
   try {
-    return await cgroupShow(cgroupDir);
+    return cgroupAttachments(cgroupDir);
   } catch (err) {
     throw new DatapathError(`cannot list the programs attached to ${cgroupDir}: ${errorMessage(err)}`, { cause: err });
   }
@@ -79,7 +121,7 @@ async function attachedOnCgroup(cgroupDir: string): Promise<CgroupAttachment[]> 
 async function pinnedPrograms(progsDir: string): Promise<Map<string, { id: number; tag: string }>> {
   const out = new Map<string, { id: number; tag: string }>();
   for (const name of pinnedNames(progsDir)) {
-    const info = await progShow(join(progsDir, name));
+    const info = pinnedProgram(join(progsDir, name));
     out.set(name, { id: info.id, tag: info.tag });
   }
   return out;
@@ -112,10 +154,23 @@ async function loadIntoStaging(objectPath: string, pinDir: string): Promise<{ re
   }
   for (const p of ALL_PROGRAMS) {
     if (!existsSync(join(staging, 'progs', p))) {
+      rmSync(staging, { recursive: true, force: true });
       throw new DatapathError(`${objectPath} has no program '${p}': the object and this meshlane build do not match`);
     }
   }
   return { reused, created };
+}
+
+/** Load the first object this kernel takes; only a compat failure (isCompatFailure) moves on to the next. */
+async function loadFirstThatFits(objects: string[], pinDir: string): Promise<{ objectPath: string; reused: string[]; created: string[] }> {
+  for (const [i, objectPath] of objects.entries()) {
+    try {
+      return { objectPath, ...(await loadIntoStaging(objectPath, pinDir)) };
+    } catch (err) {
+      if (i === objects.length - 1 || !isCompatFailure(err)) throw err;
+    }
+  }
+  throw new DatapathError('no eBPF object to load');
 }
 
 /**
@@ -128,10 +183,10 @@ async function attachFrom(progsDir: string, loc: DatapathLocation): Promise<{ at
   const detached: string[] = [];
   const progs = await pinnedPrograms(progsDir);
   const current = await attachedOnCgroup(loc.cgroupDir);
-  for (const p of CGROUP_PROGRAMS) {
+  for (const p of HOOKED_PROGRAMS) {
     const id = progs.get(p.name)?.id;
-    if (id === undefined) throw new DatapathError(`program ${p.name} is not pinned in ${progsDir}`);
-    if (!current.some((a) => a.id === id)) {
+    if (id === undefined && CGROUP_PROGRAMS.includes(p)) throw new DatapathError(`program ${p.name} is not pinned in ${progsDir}`);
+    if (id !== undefined && !current.some((a) => a.id === id)) {
       await bpftool(['cgroup', 'attach', loc.cgroupDir, p.attachType, 'pinned', join(progsDir, p.name), 'multi']).catch((err: unknown) => {
         throw new DatapathError(`attaching ${p.name} (${p.attachType}) to ${loc.cgroupDir} failed: ${errorMessage(err)}`, { cause: err });
       });
@@ -155,13 +210,13 @@ async function attachFrom(progsDir: string, loc: DatapathLocation): Promise<{ at
  * any number of times: maps and their entries are kept, programs are replaced
  * only when their code changed, and each hook ends with exactly one meshlane program.
  */
-export async function installDatapath(loc: DatapathLocation, objectPath: string): Promise<InstallReport> {
+export async function installDatapath(loc: DatapathLocation, object: string | DatapathObjects, kernel: ObjectChoice = {}): Promise<InstallReport> {
   requireBpffs(loc.pinDir);
   requireCgroup2(loc.cgroupDir);
   mkdirSync(loc.pinDir, { recursive: true });
   const paths = pinPaths(loc.pinDir);
   const staging = join(loc.pinDir, 'staging');
-  const { reused, created } = await loadIntoStaging(objectPath, loc.pinDir);
+  const { objectPath, reused, created } = await loadFirstThatFits(objectsToTry(object, kernel), loc.pinDir);
 
   const old = await pinnedPrograms(paths.progs);
   const fresh = await pinnedPrograms(join(staging, 'progs'));
@@ -170,21 +225,22 @@ export async function installDatapath(loc: DatapathLocation, objectPath: string)
     // The attached programs are this code already: keep them (and their live state).
     rmSync(staging, { recursive: true, force: true });
     const { attached, detached } = await attachFrom(paths.progs, loc);
-    return { reusedMaps: reused, createdMaps: created, programsReplaced: false, attached, detached };
+    return { object: objectPath, reusedMaps: reused, createdMaps: created, programsReplaced: false, attached, detached };
   }
   const { attached, detached } = await attachFrom(join(staging, 'progs'), loc);
   rmSync(paths.progs, { recursive: true, force: true });
   renameSync(join(staging, 'progs'), paths.progs);
   rmSync(staging, { recursive: true, force: true });
-  return { reusedMaps: reused, createdMaps: created, programsReplaced: true, attached, detached };
+  return { object: objectPath, reusedMaps: reused, createdMaps: created, programsReplaced: true, attached, detached };
 }
 
 /** Detach every meshlane program from the cgroup and the sockhash. Missing pieces are fine. */
 export async function detachDatapath(loc: DatapathLocation): Promise<string[]> {
   const detached: string[] = [];
-  if (existsSync(loc.cgroupDir)) {
+  // Nothing can be attached to a directory that is not cgroup v2 (a node without it was refused at install).
+  if (existsSync(loc.cgroupDir) && isCgroup2(loc.cgroupDir)) {
     const current = await attachedOnCgroup(loc.cgroupDir);
-    for (const p of CGROUP_PROGRAMS) {
+    for (const p of HOOKED_PROGRAMS) {
       for (const a of current.filter((x) => x.attach_type === p.shownAs && (x.name ?? '').startsWith(NAME_PREFIX))) {
         await bpftool(['cgroup', 'detach', loc.cgroupDir, p.attachType, 'id', String(a.id)]);
         detached.push(`${p.attachType}:${a.name ?? a.id}#${a.id}`);
@@ -214,6 +270,6 @@ export async function removeDatapath(loc: DatapathLocation): Promise<string[]> {
 /** Which meshlane programs are attached to the cgroup, by hook. */
 export async function attachedPrograms(cgroupDir: string): Promise<CgroupAttachment[]> {
   const current = await attachedOnCgroup(cgroupDir);
-  const ours = new Set(CGROUP_PROGRAMS.map((p) => p.shownAs));
+  const ours = new Set(HOOKED_PROGRAMS.map((p) => p.shownAs));
   return current.filter((a) => ours.has(a.attach_type) && (a.name ?? '').startsWith(NAME_PREFIX));
 }

@@ -13,6 +13,7 @@ export const MAP_NAMES = {
   counters: 'ml_counters',
   tcFlows: 'ml_tc_flows',
   dnsOrigByCookie: 'ml_dns_ck',
+  netnsBySocket: 'ml_sk_netns',
 } as const;
 
 export type MapKey = keyof typeof MAP_NAMES;
@@ -24,18 +25,35 @@ export interface CgroupProgram {
   attachType: string;
   /** How `bpftool -j cgroup show` names the same type (libbpf's attach type string). */
   shownAs: string;
+  /** enum bpf_attach_type (<linux/bpf.h>), for BPF_PROG_QUERY. */
+  attachTypeId: number;
 }
 
 export const CGROUP_PROGRAMS: readonly CgroupProgram[] = [
-  { name: 'ml_connect4', attachType: 'connect4', shownAs: 'cgroup_inet4_connect' },
-  { name: 'ml_connect6', attachType: 'connect6', shownAs: 'cgroup_inet6_connect' },
-  { name: 'ml_sockops', attachType: 'sock_ops', shownAs: 'cgroup_sock_ops' },
-  { name: 'ml_getsockopt', attachType: 'getsockopt', shownAs: 'cgroup_getsockopt' },
-  { name: 'ml_sendmsg4', attachType: 'sendmsg4', shownAs: 'cgroup_udp4_sendmsg' },
-  { name: 'ml_sendmsg6', attachType: 'sendmsg6', shownAs: 'cgroup_udp6_sendmsg' },
-  { name: 'ml_recvmsg4', attachType: 'recvmsg4', shownAs: 'cgroup_udp4_recvmsg' },
-  { name: 'ml_recvmsg6', attachType: 'recvmsg6', shownAs: 'cgroup_udp6_recvmsg' },
+  { name: 'ml_connect4', attachType: 'connect4', shownAs: 'cgroup_inet4_connect', attachTypeId: 10 },
+  { name: 'ml_connect6', attachType: 'connect6', shownAs: 'cgroup_inet6_connect', attachTypeId: 11 },
+  { name: 'ml_sockops', attachType: 'sock_ops', shownAs: 'cgroup_sock_ops', attachTypeId: 3 },
+  { name: 'ml_getsockopt', attachType: 'getsockopt', shownAs: 'cgroup_getsockopt', attachTypeId: 21 },
+  { name: 'ml_sendmsg4', attachType: 'sendmsg4', shownAs: 'cgroup_udp4_sendmsg', attachTypeId: 14 },
+  { name: 'ml_sendmsg6', attachType: 'sendmsg6', shownAs: 'cgroup_udp6_sendmsg', attachTypeId: 15 },
+  { name: 'ml_recvmsg4', attachType: 'recvmsg4', shownAs: 'cgroup_udp4_recvmsg', attachTypeId: 19 },
+  { name: 'ml_recvmsg6', attachType: 'recvmsg6', shownAs: 'cgroup_udp6_recvmsg', attachTypeId: 20 },
 ];
+
+/**
+ * Cgroup programs only the object for kernels before 5.15 has
+ * (dist/bpf/meshlane-compat.o): there sock_ops, sk_msg and cgroup getsockopt
+ * programs cannot call bpf_get_netns_cookie, and ml_sock_create records each
+ * TCP socket's netns cookie in its storage instead (bpf/lib/tuple.h). The
+ * loader attaches them when the object it loaded has them and detaches them
+ * otherwise.
+ */
+export const COMPAT_CGROUP_PROGRAMS: readonly CgroupProgram[] = [
+  { name: 'ml_sock_create', attachType: 'sock_create', shownAs: 'cgroup_inet_sock_create', attachTypeId: 2 },
+];
+
+/** Every cgroup program either object has: a hook is left with the loaded object's program or, when it has none for it, with no meshlane program. */
+export const HOOKED_PROGRAMS: readonly CgroupProgram[] = [...CGROUP_PROGRAMS, ...COMPAT_CGROUP_PROGRAMS];
 
 export interface SockmapProgram {
   name: string;

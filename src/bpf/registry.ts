@@ -107,24 +107,41 @@ export async function unregisterPod(pinDir: string, reg: Unreg): Promise<void> {
 
 export async function unregisterPods(pinDir: string, regs: readonly Unreg[]): Promise<void> {
   withMaps(pinDir, [MAP_NAMES.podsByCgroup, MAP_NAMES.podsByIp], (byCg, byIp) => {
-    const gone = new Set(regs.map((r) => r.cgroupId));
     for (const r of regs) byCg.delete(u64Key(r.cgroupId));
     const ips = regs.flatMap(podIps);
     if (ips.length === 0) return;
-    // Who else holds these IPs: the remaining cgroup entries.
-    const owned = new Set<string>();
-    const ip4 = podCg.fields.find((f) => f.name === 'ip4');
-    const ip6 = podCg.fields.find((f) => f.name === 'ip6');
-    for (const { key, value } of byCg.entries()) {
-      if (gone.has(new DataView(key.buffer, key.byteOffset).getBigUint64(0, true))) continue;
-      // The two addresses straight from the bytes (a DEL with 1,000 pods registered reads them all).
-      for (const f of [ip4, ip6]) if (f) owned.add(Buffer.from(value.buffer, value.byteOffset + f.offset, f.size).toString('hex'));
-    }
+    // Who else holds these IPs: the remaining cgroup entries (the ones just deleted are gone).
+    const owners = ipOwnerSearch(byCg);
     for (const ip of ips) {
       const key = toMapped16(ip);
-      if (!owned.has(Buffer.from(key).toString('hex'))) byIp.delete(key);
+      if (!owners(key)) byIp.delete(key);
     }
   });
+}
+
+const IP_FIELDS = podCg.fields.filter((f) => f.name === 'ip4' || f.name === 'ip6').map((f) => f.offset);
+
+function packValues(values: Uint8Array[]): { count: number; values: Uint8Array } {
+  return { count: values.length, values: Buffer.concat(values) };
+}
+
+/**
+ * A test "does a cgroup entry hold this address as its ip4 or ip6": the map
+ * read once into two buffers, each address searched with Buffer#indexOf (native),
+ * a hit counting only at an ip4/ip6 offset of an entry. A DEL with thousands of
+ * pods registered costs one batch read and no per-entry work in JS.
+ */
+function ipOwnerSearch(byCg: BpfMap): (addr: Uint8Array) => boolean {
+  const all = byCg.readAll() ?? packValues(byCg.entries().map((e) => e.value));
+  const stride = byCg.valueBytes;
+  if (all.count === 0) return () => false;
+  const hay = Buffer.from(all.values.buffer, all.values.byteOffset, all.count * stride);
+  return (addr) => {
+    for (let at = hay.indexOf(addr); at >= 0; at = hay.indexOf(addr, at + 1)) {
+      if (IP_FIELDS.includes(at % stride)) return true;
+    }
+    return false;
+  };
 }
 
 export async function readPodByCgroup(pinDir: string, cgroupId: bigint): Promise<PodCg | undefined> {

@@ -30,8 +30,8 @@ function installerEnv(opts: InstallOptions, log: Logger, env: Readonly<Record<st
     selfExe: selfExecutable(),
     async bpfObject() {
       if (opts.bpfObject) return opts.bpfObject;
-      const { embeddedObjectPath } = await import('./embedded-object.js');
-      return embeddedObjectPath(opts.stateDir);
+      const { embeddedObjectPaths } = await import('./embedded-object.js');
+      return embeddedObjectPaths(opts.stateDir);
     },
   };
 }
@@ -73,7 +73,7 @@ export async function runInstall(args: readonly string[], ctx: CommandIo, flags:
       await cleanupObject(opts);
       const ready = r.datapath && r.conflist;
       const reconcile: RoundReport | undefined = r.datapath ? await reconciler.round() : undefined;
-      ctx.stdout.write(`${JSON.stringify({ ready, datapath: r.datapath, conflist: r.conflist, conflistFile: r.conflistFile, reason: r.reason, reconcile })}\n`);
+      ctx.stdout.write(`${JSON.stringify({ ready, datapath: r.datapath, conflist: r.conflist, conflistFile: r.conflistFile, reason: r.reason, ...(r.kernelRefused ? { kernelRefused: true } : {}), reconcile, sockmap: r.sockmap })}\n`);
       return ready ? 0 : 3;
     }
     const state: LoopState = { live: false, ready: false, reason: 'starting', passes: 0, conflistWrites: 0, reconcile: reconciler.totals };

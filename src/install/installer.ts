@@ -1,16 +1,22 @@
 // The node installer's work, one level-triggered pass at a time (Istio's
 // install loop): every pass checks each piece and writes only what is not right.
 //   1. the plugin binary in the CNI bin dir (temp file + rename; skipped when identical)
-//   2. bpffs mounted; the datapath loaded and attached (maps reused, programs swapped)
-//   3. the settings map
+//   2. the kernel probed (refused below the floor: one message, recorded for the
+//      plugin, readiness says it); bpffs mounted; the datapath loaded and
+//      attached (maps reused, programs swapped)
+//   3. the settings map (the sockmap mode only after the kernel passed the sockmap probe for it)
 //   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
 //   5. the entry in the primary conflist
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type InstallReport } from '../bpf/loader.js';
+import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type DatapathObjects, type InstallReport, type ObjectChoice } from '../bpf/loader.js';
 import { CGROUP_PROGRAMS } from '../bpf/names.js';
+import { judgeKernel, type KernelFeatures, type KernelVerdict } from '../bpf/kernel-probe.js';
+import { probeKernel } from '../bpf/probe-kernel.js';
+import { clearKernelRefusal, currentBootId, writeKernelRefusal } from '../node/kernel-refusal.js';
 import { detachInbound } from '../bpf/inbound.js';
 import { SET_F } from '../bpf/layout.js';
+import { probeSockmap, type SockmapProbe } from '../bpf/sockmap-probe.js';
 import { writeSettings } from '../bpf/registry.js';
 import type { Logger } from '../log/logger.js';
 import { attachmentsDir, listRecords } from '../node/records.js';
@@ -27,6 +33,8 @@ import { originalToKeep, planRestore, type RestorePlan } from './cniconf/restore
 import { pluginEntry } from './entry.js';
 import { kubeconfigFromServiceAccount, renderKubeconfig } from './kubeconfig.js';
 import type { InstallOptions } from './options.js';
+import { decideSockmap, sockmapFlags, type SockmapDecision } from './sockmap-safety.js';
+import { sockmapRecordPath, writeSockmapRecord } from './sockmap-state.js';
 import { errorMessage, isSystemError } from '../describe-error.js';
 
 export const PLUGIN_NAME = 'meshlane';
@@ -36,10 +44,14 @@ export interface InstallerEnv {
   env: Readonly<Record<string, string | undefined>>;
   /** The executable to place in the CNI bin dir (the running SEA); undefined: not placed. */
   selfExe: string | undefined;
-  /** Path of the eBPF object to load. */
-  bpfObject(): Promise<string>;
+  /** Path of the eBPF object to load, or the two builds for the loader to choose from. */
+  bpfObject(): Promise<string | DatapathObjects>;
   /** Service account dir (tests point it elsewhere). */
   serviceAccountDir?: string;
+  /** The sockmap fault probe (tests inject findings); default: the real probe on the running kernel. */
+  probeSockmap?: () => SockmapProbe;
+  /** What the kernel offers (tests inject a result); the real probe by default. */
+  probeKernel?: (cgroupDir: string | undefined) => KernelFeatures;
 }
 
 export interface PassResult {
@@ -50,6 +62,10 @@ export interface PassResult {
   reason: string;
   /** Whether this pass rewrote the conflist. */
   wroteConflist: boolean;
+  /** The sockmap mode in force and why (decided once per process, at the first settings write). */
+  sockmap?: SockmapDecision;
+  /** The kernel was refused: `reason` is the one message that says why. */
+  kernelRefused?: boolean;
 }
 
 export function resolveCgroupRoot(opts: InstallOptions): string {
@@ -65,17 +81,58 @@ export async function ensureBpffs(bpffs: string, log: Logger): Promise<void> {
   await run('mount', ['-t', 'bpf', 'bpf', bpffs]);
 }
 
+/** The probe's answer on the netns cookie in sock_ops picks the object; a probe that could not tell leaves the loader to try. */
+export function objectChoiceOf(f: KernelFeatures): ObjectChoice {
+  const p = f.optional['netns-cookie-in-sockops'];
+  if (p === undefined) return {};
+  if (p.ok) return { netnsCookieInSockops: true };
+  return p.why === 'missing' ? { netnsCookieInSockops: false } : {};
+}
+
+/** Where cgroup v2 is on most nodes: the installer's cgroup root when no cgroup2 mount is found (then the kernel probe refuses). */
+export const DEFAULT_CGROUP_ROOT = '/sys/fs/cgroup';
+
 export class Installer {
   readonly cgroupRoot: string;
   readonly loc: DatapathLocation;
   private lastToken: string | undefined;
+  private sockmapDecision: SockmapDecision | undefined;
+  /** undefined: no cgroup2 mount was found (the kernel probe reports it). */
+  private readonly foundCgroupRoot: string | undefined;
+  private lastRefusal: string | undefined;
 
   constructor(
     readonly opts: InstallOptions,
     readonly env: InstallerEnv,
   ) {
-    this.cgroupRoot = resolveCgroupRoot(opts);
+    this.foundCgroupRoot = opts.cgroupRoot ?? findCgroup2Mount();
+    this.cgroupRoot = this.foundCgroupRoot ?? DEFAULT_CGROUP_ROOT;
     this.loc = { pinDir: opts.pinDir, cgroupDir: this.cgroupRoot };
+  }
+
+  /**
+   * Probe the kernel and judge it. A refusal is logged once (again only when it
+   * changes) and recorded in the state dir for the plugin; a pass clears it.
+   */
+  /** Which build of the object this kernel takes, from the last probe (unknown: the loader tries the newer first). */
+  private objectChoice: ObjectChoice = {};
+
+  checkKernel(): KernelVerdict {
+    const features = (this.env.probeKernel ?? ((dir) => probeKernel({ cgroupDir: dir })))(this.foundCgroupRoot);
+    const verdict = judgeKernel(features);
+    this.objectChoice = objectChoiceOf(features);
+    if (verdict.ok) {
+      clearKernelRefusal(this.opts.stateDir);
+      if (this.lastRefusal !== '') {
+        this.env.log.info('kernel probed: every feature the datapath needs is there', { kernel: features.release, ...(verdict.without.length ? { without: verdict.without } : {}) });
+      }
+      this.lastRefusal = '';
+      return verdict;
+    }
+    writeKernelRefusal(this.opts.stateDir, { message: verdict.message, release: features.release, bootId: currentBootId() });
+    if (this.lastRefusal !== verdict.message) this.env.log.error(verdict.message, { kernel: features.release, missing: verdict.missing });
+    this.lastRefusal = verdict.message;
+    return verdict;
   }
 
   placeBinary(): void {
@@ -91,14 +148,41 @@ export class Installer {
   /** Load (or reload) and attach the datapath. Idempotent. */
   async installDatapath(): Promise<InstallReport> {
     await ensureBpffs(this.opts.bpffs, this.env.log);
-    const report = await installDatapath(this.loc, await this.env.bpfObject());
+    const report = await installDatapath(this.loc, await this.env.bpfObject(), this.objectChoice);
     this.env.log.info('datapath ready', { ...report, pinDir: this.opts.pinDir, cgroupRoot: this.cgroupRoot });
     await this.writeSettings();
     return report;
   }
 
+  /**
+   * The sockmap mode to run with. Before any sk_msg redirect is enabled the
+   * running kernel is probed for the known sockmap faults (its own sockhash,
+   * program and loopback sockets: src/bpf/sockmap-probe.ts); a mode the kernel
+   * fails is refused and `off` runs instead. Once per process: the kernel does
+   * not change under it. The decision is logged and kept for `status`.
+   */
+  sockmap(): SockmapDecision {
+    if (this.sockmapDecision) return this.sockmapDecision;
+    const requested = this.opts.sockmap;
+    let probe: SockmapProbe | Error | undefined;
+    if (requested !== 'off') {
+      try {
+        probe = (this.env.probeSockmap ?? probeSockmap)();
+      } catch (err) {
+        probe = err instanceof Error ? err : new Error(errorMessage(err));
+      }
+    }
+    const d = decideSockmap(requested, probe);
+    const fields = { requested: d.requested, effective: d.effective, allowed: d.allowed, faults: d.faults, ...(probe && !(probe instanceof Error) ? { probe } : {}) };
+    if (d.effective !== d.requested) this.env.log.warn(d.message, fields);
+    else this.env.log.info(d.message, fields);
+    writeSockmapRecord(this.opts.stateDir, d);
+    this.sockmapDecision = d;
+    return d;
+  }
+
   async writeSettings(): Promise<void> {
-    const flags = this.opts.sockmap === 'off' ? 0 : this.opts.sockmap === 'on' ? SET_F.SOCKMAP_REDIRECT : SET_F.SOCKMAP_REDIRECT | SET_F.SOCKMAP_PROXY_ONLY;
+    const flags = sockmapFlags(this.sockmap().effective, SET_F);
     await writeSettings(this.opts.pinDir, {
       proxy_uid: this.opts.proxyUid,
       proxy_gid: this.opts.proxyGid,
@@ -192,11 +276,22 @@ export class Installer {
   async pass(opts: { datapath: boolean }): Promise<PassResult> {
     if (opts.datapath) this.tidy();
     this.placeBinary();
-    if (opts.datapath || !(await this.datapathAttached())) await this.installDatapath();
+    if (opts.datapath || !(await this.datapathAttached())) {
+      const kernel = this.checkKernel();
+      if (!kernel.ok) {
+        // The entry still goes into the chain: a sidecar pod's ADD then fails
+        // (code 11, naming the kernel) instead of the pod starting unintercepted,
+        // and every other pod passes through as before.
+        this.writeKubeconfig();
+        const c = this.ensureConflist();
+        return { ...c, datapath: false, reason: kernel.message, kernelRefused: true };
+      }
+      await this.installDatapath();
+    }
     this.writeKubeconfig();
     const c = this.ensureConflist();
     const datapath = await this.datapathAttached();
-    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached' };
+    return { datapath, ...c, reason: datapath ? c.reason : 'the datapath is not attached', ...(this.sockmapDecision ? { sockmap: this.sockmapDecision } : {}) };
   }
 
   /** Take meshlane off the node. Returns what it could not do (as warnings). */
@@ -238,6 +333,7 @@ export class Installer {
     }
     const detached = await removeDatapath(this.loc);
     this.env.log.info('datapath removed', { detached, pinDir: this.opts.pinDir });
+    rmSync(sockmapRecordPath(this.opts.stateDir), { force: true }); // the sockmap decision went with the datapath
     // 3. The kubeconfig.
     rmSync(this.opts.kubeconfig, { force: true });
     // 4. The binary, only when no pod still needs its DEL.

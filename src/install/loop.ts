@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { Installer, PassResult } from './installer.js';
 import type { ReconcileTotals } from './reconcile.js';
+import type { SockmapDecision } from './sockmap-safety.js';
 import { errorMessage, INTERNAL_ERROR_MSG } from '../describe-error.js';
 import { userFacing } from './failures.js';
 
@@ -20,6 +21,8 @@ export interface LoopState {
   lastPass?: PassResult;
   /** The reconcile rounds' totals (late registrations, stale entries removed), when they run. */
   reconcile?: ReconcileTotals;
+  /** The sockmap mode in force and why. */
+  sockmap?: SockmapDecision;
 }
 
 export interface LoopOptions {
@@ -87,6 +90,11 @@ export async function runInstallLoop(installer: Installer, log: Logger, state: L
         state.lastPass = r;
         state.ready = r.datapath && r.conflist;
         state.reason = state.ready ? `datapath attached, ${r.conflistFile ?? 'conflist'} chained` : r.reason;
+        if (r.sockmap) {
+          state.sockmap = r.sockmap;
+          // Ready either way (interception works with sockmap off), but readiness says what was refused.
+          if (r.sockmap.effective !== r.sockmap.requested) state.reason += `; ${r.sockmap.message}`;
+        }
         if (r.datapath && opts.afterPass) {
           await opts.afterPass(r).catch((err: unknown) => log.error('reconcile round failed; retrying next pass', { error: errorMessage(err) }));
         }

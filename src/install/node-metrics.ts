@@ -12,6 +12,23 @@ export async function nodeMetrics(state: LoopState, pinDir: string): Promise<str
     { name: 'meshlane_install_passes_total', help: 'install loop passes', type: 'counter', samples: [{ value: state.passes }] },
     { name: 'meshlane_install_conflist_writes_total', help: 'times the meshlane entry was written into the CNI config', type: 'counter', samples: [{ value: state.conflistWrites }] },
   ];
+  if (state.sockmap) {
+    const d = state.sockmap;
+    metrics.push(
+      {
+        name: 'meshlane_sockmap_mode',
+        help: '1 for the sockmap mode in force (effective) with the mode configured (requested); they differ when the kernel failed the sockmap probe for the requested one',
+        type: 'gauge',
+        samples: [{ labels: { requested: d.requested, effective: d.effective }, value: 1 }],
+      },
+      {
+        name: 'meshlane_sockmap_probe_fault',
+        help: 'sockmap faults the probe found on this kernel (1 each; none when sockmap is off, since the probe does not run then)',
+        type: 'gauge',
+        samples: d.faults.map((f) => ({ labels: { fault: f }, value: 1 })),
+      },
+    );
+  }
   if (state.reconcile) {
     const r = state.reconcile;
     metrics.push(

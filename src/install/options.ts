@@ -57,7 +57,7 @@ export const SPECS: readonly Spec[] = [
   { flag: 'log-file', env: 'MESHLANE_LOG_FILE', kind: 'string', default: '/var/run/meshlane/meshlane.log', help: "the plugin's log file (\"\" = stderr only)" },
   { flag: 'health-address', env: 'MESHLANE_HEALTH_ADDRESS', kind: 'string', default: '0.0.0.0', help: 'address of /healthz, /readyz, /metrics' },
   { flag: 'health-port', env: 'MESHLANE_HEALTH_PORT', kind: 'int', default: '15099', help: 'port of /healthz, /readyz, /metrics (0: any)' },
-  { flag: 'sockmap', env: 'MESHLANE_SOCKMAP', kind: 'string', default: 'off', help: 'same-node bypass of TCP/IP: off, proxy-only (proxy<->proxy sockets), on (app sockets too: splice() and blocking recv() readers misbehave on some kernels, see docs/datapath.md)' },
+  { flag: 'sockmap', env: 'MESHLANE_SOCKMAP', kind: 'string', default: 'off', help: 'same-node bypass of TCP/IP: off, proxy-only (proxy<->proxy sockets), on (app sockets too). The kernel is probed for the known sockmap faults first; a mode it fails is refused and off runs instead (docs/datapath.md, "Sockmap fault probe")' },
   { flag: 'proxy-uid', env: 'MESHLANE_PROXY_UID', kind: 'int', default: '1337', help: "the proxy's uid when a pod does not say" },
   { flag: 'proxy-gid', env: 'MESHLANE_PROXY_GID', kind: 'int', default: '1337', help: "the proxy's gid when a pod does not say" },
   { flag: 'exclude-namespaces', env: 'MESHLANE_EXCLUDE_NAMESPACES', kind: 'list', default: 'kube-system', help: 'namespaces never intercepted (comma separated)' },

@@ -3,15 +3,17 @@
 // the CNI config. The JSON shape is stable for scripts (version field).
 import { existsSync, readdirSync } from 'node:fs';
 import { fromMapped16 } from '../bpf/addr.js';
-import { progShow } from '../bpf/bpftool.js';
+import { pinnedProgram } from '../bpf/readback.js';
 import { COUNTERS, POD_F, type CounterName } from '../bpf/layout.js';
 import { attachedPrograms } from '../bpf/loader.js';
 import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, TC_PROGRAMS, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
 import { listRecords, type AttachmentRecord } from '../node/records.js';
+import { readKernelRefusal } from '../node/kernel-refusal.js';
 import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
 import { readTotals, totalsPath, type ReconcileTotals } from './reconcile.js';
+import { readSockmapRecord, type SockmapRecord } from './sockmap-state.js';
 import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
 import { errorMessage } from '../describe-error.js';
 
@@ -92,8 +94,12 @@ export interface StatusReport {
   node: NodeModeSummary;
   /** `istioCni`: the list holding meshlane's entry also holds an istio-cni entry (so it runs beside istio-cni). */
   conflist?: { file?: string; hasEntry: boolean; detail: string; istioCni?: boolean };
+  /** The installer refused this node's kernel (in this boot): its one message. */
+  kernelRefused?: string;
   /** The installer's reconcile rounds: totals since the state dir was made, and the pods registered late now. */
   reconcile?: ReconcileTotals & { registeredLateNow: number };
+  /** The installer's last sockmap decision (requested mode, the one in force, the kernel's faults), when an installer ran here. */
+  sockmap?: SockmapRecord;
 }
 
 function summary(i: PodStatus['interception'] | Record<string, unknown>): string {
@@ -124,7 +130,12 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   const pinnedProgs = existsSync(p.progs) ? readdirSync(p.progs) : [];
   for (const name of ALL_PROGRAMS) {
     const pinned = pinnedProgs.includes(name);
-    const id = pinned ? (await progShow(p.prog(name)).catch(() => undefined))?.id : undefined;
+    let id: number | undefined;
+    try {
+      id = pinned ? pinnedProgram(p.prog(name)).id : undefined;
+    } catch (e) {
+      problems.push(`cannot read the pinned program ${p.prog(name)}: ${errorMessage(e)}`);
+    }
     const attachedTo = attached.filter((a) => a.name === name).map((a) => `${cgroupRoot} (${a.attach_type}${a.id !== id ? `, id ${a.id}` : ''})`);
     report.programs.push({ name, ...(id !== undefined ? { id } : {}), pinned, attachedTo });
   }
@@ -185,6 +196,15 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     }
   }
   report.node = nodeMode(report.pods);
+  const refusal = readKernelRefusal(stateDir);
+  if (refusal) report.kernelRefused = refusal.message;
+  const sockmap = readSockmapRecord(stateDir);
+  if (sockmap) {
+    report.sockmap = sockmap;
+    if (report.settings && report.settings.sockmap !== sockmap.effective) {
+      problems.push(`the settings map says sockmap ${report.settings.sockmap}, the installer's last decision (${sockmap.at}) was ${sockmap.effective}`);
+    }
+  }
   if (existsSync(totalsPath(stateDir))) report.reconcile = { ...readTotals(stateDir), registeredLateNow: report.pods.filter((p) => p.registeredLate).length };
   return report;
 }
@@ -251,10 +271,19 @@ function whereAttached(p: StatusReport['programs'][number]): string {
 export function renderStatus(r: StatusReport): string {
   const lines: string[] = [];
   lines.push(`datapath: ${r.installed ? 'installed' : 'NOT installed'} (pins ${r.pinDir}, cgroup ${r.cgroupRoot})`);
+  if (r.kernelRefused) lines.push(`kernel: REFUSED by meshlane install: ${r.kernelRefused}`);
   if (r.conflist) lines.push(`CNI config: ${r.conflist.hasEntry ? 'chained' : 'NOT chained'}${r.conflist.file ? ` in ${r.conflist.file}` : ''}${r.conflist.istioCni ? ' after istio-cni' : ''} (${r.conflist.detail})`);
   const n = r.node;
   lines.push(`node mode: ${NODE_MODE_TEXT[n.mode]}${r.pods.length ? `; Istio rules present in ${n.podsWithIstioRules} of ${r.pods.length} pods${n.podsUnknown ? `, unknown in ${n.podsUnknown}` : ''}` : ''}`);
   if (r.settings) lines.push(`settings: proxy uid ${r.settings.proxyUid}, gid ${r.settings.proxyGid || '-'}, sockmap ${r.settings.sockmap}`);
+  if (r.sockmap) {
+    const s = r.sockmap;
+    if (s.requested === 'off') lines.push('sockmap: off (as configured; the kernel was not probed)');
+    else {
+      lines.push(`sockmap: ${s.effective}${s.effective !== s.requested ? ` (${s.requested} REFUSED)` : ''}; modes this kernel passed the sockmap probe for: ${s.allowed.join(', ')}${s.faults.length ? `; faults: ${s.faults.join(', ')}` : ''}`);
+      lines.push(`  ${s.message}`);
+    }
+  }
   lines.push('', 'programs:');
   for (const p of r.programs) lines.push(`  ${p.name.padEnd(14)} ${p.pinned ? `pinned (id ${p.id ?? '?'})` : 'not pinned'}${whereAttached(p)}`);
   lines.push('', 'maps:');

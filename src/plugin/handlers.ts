@@ -14,6 +14,7 @@ import { mkdirp } from '../sys/mkdirp.js';
 import { preloadNative } from '../sys/native.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
 import { datapathInstalled } from '../node/datapath.js';
+import { readKernelRefusal } from '../node/kernel-refusal.js';
 import { stateLockPath } from '../node/state-lock.js';
 import { PluginErrorCode, tryAgainLater } from '../node/errors.js';
 import { lookupPod } from './pod-source.js';
@@ -114,6 +115,13 @@ async function add(req: CniRequest) {
   }
   if (await tproxyBesideIstioCni(req, lookup.pod.annotations)) return prev;
   if (!datapathInstalled(conf.bpfPinDir)) {
+    const refusal = readKernelRefusal(conf.stateDir);
+    if (refusal) {
+      throw tryAgainLater(
+        `the sidecar pod ${who.namespace}/${who.name} cannot be intercepted on this node: ${refusal.message}`,
+        'meshlane install refused this node\'s kernel; the pod waits (the runtime retries ADD) until the node runs a kernel meshlane supports',
+      );
+    }
     throw tryAgainLater(
       `the meshlane datapath is not installed on this node (no maps in ${conf.bpfPinDir}); the sidecar pod ${who.namespace}/${who.name} must wait for it`,
       'meshlane install (the DaemonSet) loads it; the runtime retries ADD',
@@ -203,6 +211,8 @@ async function gc(req: CniRequest) {
 async function status(req: CniRequest) {
   const conf = parsePluginConfig(req.config);
   if (!datapathInstalled(conf.bpfPinDir)) {
+    const refusal = readKernelRefusal(conf.stateDir);
+    if (refusal) throw new CniError(CniErrorCode.PluginNotAvailable, refusal.message, 'meshlane install refused this node\'s kernel');
     throw new CniError(CniErrorCode.PluginNotAvailable, `the meshlane datapath is not installed on this node (no maps in ${conf.bpfPinDir})`, 'meshlane install (the DaemonSet) loads it');
   }
 }

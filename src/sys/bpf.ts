@@ -1,19 +1,25 @@
-// The bpf(2) commands the CNI plugin needs, made in-process through the native
-// module: open a pinned object, read and write map entries, walk a map's keys,
-// and ask the kernel what a map or program is. Each attr is packed here with the
-// offsets of <linux/bpf.h>; the native side copies it into a zeroed union.
-import { closeSync, readFileSync } from 'node:fs';
+// The bpf(2) commands meshlane makes in-process through the native module:
+// open a pinned object, read and write map entries, walk a map's keys, ask the
+// kernel what a map or program is and which programs sit on a cgroup hook, and
+// the installer's feature probes (load a tiny program, create a tiny map).
+// Each attr is packed here with the offsets of <linux/bpf.h> that every kernel
+// since 5.x shares (never a field a newer kernel added: an older one refuses a
+// non-zero byte it does not know); the native side copies it into a zeroed union.
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { native, type NativeModule } from './native.js';
 import { SyscallError } from './syscall-error.js';
 
 const CMD = {
+  MAP_CREATE: 0,
   MAP_LOOKUP_ELEM: 1,
   MAP_UPDATE_ELEM: 2,
   MAP_DELETE_ELEM: 3,
   MAP_GET_NEXT_KEY: 4,
+  PROG_LOAD: 5,
   OBJ_GET: 7,
   PROG_GET_FD_BY_ID: 13,
   OBJ_GET_INFO_BY_FD: 15,
+  PROG_QUERY: 16,
   MAP_LOOKUP_BATCH: 24,
 } as const;
 const CMD_NAME: Record<number, string> = Object.fromEntries(Object.entries(CMD).map(([k, v]) => [v, `BPF_${k}`]));
@@ -26,6 +32,7 @@ const FLAG: Record<UpdateFlag, number> = { any: BPF_ANY, noexist: BPF_NOEXIST, e
 
 const ENOENT = 2;
 const EINVAL = 22;
+const ENOSPC = 28;
 const ENOTSUPP = 524; // the kernel's own, for map types without batch ops
 
 /** Map types whose values are per CPU (lookups return one value per possible CPU). */
@@ -120,6 +127,104 @@ export function progFdById(id: number): number | undefined {
   if (r === -ENOENT) return undefined;
   if (r < 0) throw new SyscallError('BPF_PROG_GET_FD_BY_ID', `program id ${id}`, -r);
   return r;
+}
+
+/**
+ * The ids of the programs attached directly to a cgroup on one hook
+ * (BPF_PROG_QUERY, query_flags 0), in the order the kernel runs them. The attr
+ * is the layout every kernel since 4.15 reads (target_fd, attach_type,
+ * query_flags, attach_flags, prog_ids, prog_cnt): 6.0's prog_attach_flags
+ * stays zero, so a 5.10 kernel answers (bpftool 7.1 sets it, and 5.10 refuses).
+ */
+export function progQuery(cgroupDir: string, attachType: number): number[] {
+  const n = native();
+  const fd = openSync(cgroupDir, 'r');
+  try {
+    for (let room = 16; ; room *= 4) {
+      const ids = new Uint8Array(room * 4);
+      const { bytes, view } = attr(32);
+      view.setUint32(0, fd, true); // query.target_fd
+      view.setUint32(4, attachType, true); // query.attach_type
+      view.setBigUint64(16, n.addressOf(ids), true); // query.prog_ids
+      view.setUint32(24, room, true); // query.prog_cnt
+      const r = n.bpf(CMD.PROG_QUERY, bytes);
+      const count = view.getUint32(24, true);
+      if (r === -ENOSPC && room < 65536) continue; // more programs than room: the kernel says how many
+      if (r < 0) throw new SyscallError('BPF_PROG_QUERY', `${cgroupDir} (attach type ${attachType})`, -r);
+      const out: number[] = [];
+      const idView = new DataView(ids.buffer);
+      for (let i = 0; i < Math.min(count, room); i++) out.push(idView.getUint32(i * 4, true));
+      return out;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** One instruction of a probe program (struct bpf_insn). */
+export interface BpfInsn {
+  code: number;
+  dst?: number;
+  src?: number;
+  off?: number;
+  imm?: number;
+}
+
+export interface ProbeLoad {
+  /** 0 when the kernel took the program, else errno. */
+  errno: number;
+  /** The verifier's log (log level 1), when the load failed. */
+  log: string;
+}
+
+/**
+ * Load a probe program and close it at once: does this kernel take a program
+ * of `progType` (with `expectedAttachType`) made of `insns`? The verifier's
+ * log comes back when it refused (libbpf's feature probes read it the same way).
+ */
+export function probeProgLoad(progType: number, expectedAttachType: number, insns: readonly BpfInsn[]): ProbeLoad {
+  const n = native();
+  const code = new Uint8Array(insns.length * 8);
+  const cv = new DataView(code.buffer);
+  insns.forEach((insn, i) => {
+    cv.setUint8(i * 8, insn.code);
+    cv.setUint8(i * 8 + 1, ((insn.src ?? 0) << 4) | (insn.dst ?? 0));
+    cv.setInt16(i * 8 + 2, insn.off ?? 0, true);
+    cv.setInt32(i * 8 + 4, insn.imm ?? 0, true);
+  });
+  const license = cString('GPL');
+  const log = new Uint8Array(4096);
+  const { bytes, view } = attr(72);
+  view.setUint32(0, progType, true); // prog_type
+  view.setUint32(4, insns.length, true); // insn_cnt
+  view.setBigUint64(8, n.addressOf(code), true); // insns
+  view.setBigUint64(16, n.addressOf(license), true); // license
+  view.setUint32(24, 1, true); // log_level
+  view.setUint32(28, log.length, true); // log_size
+  view.setBigUint64(32, n.addressOf(log), true); // log_buf
+  view.setUint32(68, expectedAttachType, true); // expected_attach_type
+  const r = n.bpf(CMD.PROG_LOAD, bytes);
+  if (r >= 0) {
+    closeSync(r);
+    return { errno: 0, log: '' };
+  }
+  return { errno: -r, log: nameOf(log) };
+}
+
+/** Create a map of `mapType` and close it at once: 0 when the kernel can, else errno. */
+export function probeMapCreate(mapType: number, keySize: number, valueSize: number, maxEntries: number): number {
+  const n = native();
+  const { bytes, view } = attr(20);
+  view.setUint32(0, mapType, true);
+  view.setUint32(4, keySize, true);
+  view.setUint32(8, valueSize, true);
+  view.setUint32(12, maxEntries, true);
+  const r = n.bpf(CMD.MAP_CREATE, bytes);
+  if (r >= 0) {
+    closeSync(r);
+    return 0;
+  }
+  return -r;
 }
 
 let possibleCpus: number | undefined;
@@ -233,8 +338,16 @@ export class BpfMap {
    * (keys that vanish during the walk are skipped).
    */
   entries(): Array<{ key: Uint8Array; value: Uint8Array }> {
-    const batch = this.batchEntries();
-    if (batch) return batch;
+    const batch = this.readAll();
+    if (batch) {
+      const { count, keys, values } = batch;
+      const { keySize } = this.info;
+      const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+      for (let i = 0; i < count; i++) {
+        out.push({ key: keys.slice(i * keySize, (i + 1) * keySize), value: values.slice(i * this.valueBytes, (i + 1) * this.valueBytes) });
+      }
+      return out;
+    }
     const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
     for (const key of this.keys()) {
       const value = this.lookup(key);
@@ -243,35 +356,40 @@ export class BpfMap {
     return out;
   }
 
-  /** undefined: no batch lookup for this map (then the caller walks the keys). */
-  private batchEntries(): Array<{ key: Uint8Array; value: Uint8Array }> | undefined {
+  /**
+   * Every entry present, packed: entry i's key at i * keySize of `keys`, its
+   * value at i * valueBytes of `values` (no per-entry copies: a DEL with
+   * thousands of pods registered searches these buffers natively). undefined:
+   * no batch lookup for this map type or kernel (then walk `keys()`).
+   */
+  readAll(): { count: number; keys: Uint8Array; values: Uint8Array } | undefined {
     if (this.percpu) return undefined;
     const n = native();
-    const count = Math.max(1, this.info.maxEntries);
     const { keySize } = this.info;
-    const keys = new Uint8Array(count * keySize);
-    const values = new Uint8Array(count * this.valueBytes);
+    // A hash map never holds more than max_entries; room for twice that covers
+    // entries that move buckets between two calls of one read.
+    const capacity = 2 * Math.max(1, this.info.maxEntries);
+    const keys = new Uint8Array(capacity * keySize);
+    const values = new Uint8Array(capacity * this.valueBytes);
     // The position between calls: opaque to us, a bucket number for hash maps (at least 4 bytes; key-sized is enough).
     const tokens = [new Uint8Array(Math.max(8, keySize)), new Uint8Array(Math.max(8, keySize))];
-    const out: Array<{ key: Uint8Array; value: Uint8Array }> = [];
+    let count = 0;
     for (let call = 0; ; call++) {
       const { bytes, view } = attr(56);
       if (call > 0) view.setBigUint64(0, n.addressOf(tokens[(call - 1) % 2] as Uint8Array), true); // in_batch
       view.setBigUint64(8, n.addressOf(tokens[call % 2] as Uint8Array), true); // out_batch
-      view.setBigUint64(16, n.addressOf(keys), true);
-      view.setBigUint64(24, n.addressOf(values), true);
-      view.setUint32(32, count, true); // count
+      view.setBigUint64(16, n.addressOf(keys.subarray(count * keySize)), true);
+      view.setBigUint64(24, n.addressOf(values.subarray(count * this.valueBytes)), true);
+      view.setUint32(32, capacity - count, true); // count: room left
       view.setUint32(36, this.fd, true); // map_fd
       const r = n.bpf(CMD.MAP_LOOKUP_BATCH, bytes);
       if (r < 0 && r !== -ENOENT) {
         if (call === 0 && (r === -EINVAL || r === -ENOTSUPP)) return undefined;
         throw new SyscallError('BPF_MAP_LOOKUP_BATCH', this.path, -r);
       }
-      const got = view.getUint32(32, true);
-      for (let i = 0; i < got; i++) {
-        out.push({ key: keys.slice(i * keySize, (i + 1) * keySize), value: values.slice(i * this.valueBytes, (i + 1) * this.valueBytes) });
-      }
-      if (r === -ENOENT || out.length > count * 2) return out;
+      count += view.getUint32(32, true);
+      if (r === -ENOENT) return { count, keys, values };
+      if (count >= capacity) throw new SyscallError('BPF_MAP_LOOKUP_BATCH', this.path, ENOSPC, 'the map grew faster than it could be read: try again');
     }
   }
 

@@ -28,6 +28,8 @@ export interface NativeModule {
   send(fd: number, bytes: Uint8Array): number;
   recv(fd: number, bytes: Uint8Array): number;
   close(fd: number): number;
+  /** The sockmap fault probe (native/sockmap_probe.h): its own sockhash, program and loopback sockets; the raw findings. */
+  sockmapProbe(timeoutMs: number): unknown;
   readonly bpfAttrSize: number;
   readonly abi: number;
 }

@@ -42,3 +42,13 @@ t.test('rendered', async (t) => {
   t.match(text, /default\/a .*\n\s+mode: eBPF \+ Istio iptables fallback; Istio rules present \(detail\)/);
   t.match(text, /default\/b .*\n\s+mode: eBPF only; Istio rules absent/);
 });
+
+t.test('a refused kernel: its message on the second line', async (t) => {
+  const r: StatusReport = {
+    version: STATUS_VERSION, pinDir: '/sys/fs/bpf/meshlane', cgroupRoot: '/sys/fs/cgroup', installed: false, programs: [], maps: [], pods: [],
+    orphanCgroupIds: [], problems: [], node: nodeMode([]), kernelRefused: 'meshlane cannot run on this kernel (Linux 5.4.0): no cgroup v2',
+  };
+  const lines = renderStatus(r).split('\n');
+  t.equal(lines[1], 'kernel: REFUSED by meshlane install: meshlane cannot run on this kernel (Linux 5.4.0): no cgroup v2');
+  t.notMatch(renderStatus({ ...r, kernelRefused: undefined }), /kernel:/, 'no kernel line otherwise');
+});
