@@ -25,7 +25,7 @@ import { KERNEL_PINS, kernelsBuildDir, pinByName, repoRoot } from './pins.js';
  */
 export const GUEST_TEST_GROUPS: readonly (readonly string[])[] = [
   ['test/kernel/datapath-sockmap.test.ts', 'test/kernel/loader.test.ts', 'test/kernel/datapath-untouched.test.ts', 'test/kernel/datapath-inbound.test.ts'],
-  ['test/kernel/datapath-crossnode.test.ts', 'test/kernel/datapath-dns.test.ts', 'test/kernel/datapath-outbound.test.ts', 'test/kernel/datapath-getsockopt.test.ts'],
+  ['test/kernel/datapath-crossnode.test.ts', 'test/kernel/datapath-dns.test.ts', 'test/kernel/datapath-outbound.test.ts', 'test/kernel/datapath-getsockopt.test.ts', 'test/kernel/registry.test.ts'],
 ];
 export const GUEST_TEST_FILES: readonly string[] = GUEST_TEST_GROUPS.flat();
 

@@ -9,13 +9,17 @@ import type { Test } from 'tap';
 import { buildTool, createNode, type JsonObject, type Pod, type RunResult, type SandboxNode, type SpawnedProcess } from '../../testing/sandbox/node.js';
 import type { CounterName } from '../../src/bpf/layout.js';
 import { SET_F } from '../../src/bpf/layout.js';
-import { installDatapath, removeDatapath, type DatapathLocation } from '../../src/bpf/loader.js';
+import { installDatapath, removeDatapath, type DatapathLocation, type DatapathObjects } from '../../src/bpf/loader.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig, type InterceptionConfig } from '../../src/bpf/pod-config.js';
 import { mapEntryCount, readCounters, registerPod, writeSettings } from '../../src/bpf/registry.js';
-import { distBpfObject } from './paths.js';
+import { distBpfObjects } from './paths.js';
 
-/** The object under test: dist/bpf/meshlane.o, or MESHLANE_TEST_BPF_OBJECT (e.g. a candidate build). */
-export const bpfObject = process.env['MESHLANE_TEST_BPF_OBJECT'] ?? distBpfObject;
+/**
+ * The object under test: MESHLANE_TEST_BPF_OBJECT (e.g. a candidate build, or
+ * one of the two builds forced), else both builds as the installer gives them
+ * (the compat one on a kernel that rejects the newer).
+ */
+export const bpfObject: string | DatapathObjects = process.env['MESHLANE_TEST_BPF_OBJECT'] ?? distBpfObjects;
 
 export const APP = { uid: 1000, gid: 1000 } as const;
 export const PROXY = { uid: 1337, gid: 1337, container: 'istio-proxy' } as const;
@@ -36,7 +40,9 @@ export interface DatapathNode {
  * the test fails.
  */
 export async function datapathNode(t: Test, prefix: string, octet: number): Promise<DatapathNode> {
-  if (!existsSync(bpfObject)) throw new Error(`${bpfObject} is missing: run 'node scripts/build.mjs bpf'`);
+  for (const o of typeof bpfObject === 'string' ? [bpfObject] : [bpfObject.path, bpfObject.compatPath]) {
+    if (!existsSync(o)) throw new Error(`${o} is missing: run 'node scripts/build.mjs bpf'`);
+  }
   const mlpeer = await buildTool('mlpeer');
   const mlproxy = await buildTool('mlproxy');
   let node: SandboxNode | undefined;

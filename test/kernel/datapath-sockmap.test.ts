@@ -14,7 +14,9 @@ import t from 'tap';
 import { requireRoot } from '../helpers/root.js';
 import { writeSettings } from '../../src/bpf/registry.js';
 import { SET_F } from '../../src/bpf/layout.js';
-import { APP, counters, datapathNode, delta, describe, hostPort, install, register, setSockmap, sockPairs, startInboundProxy, startProxy, startServer, summary, tupleRecords, until, type Counters } from '../helpers/datapath.js';
+import { probeSockmap } from '../../src/bpf/sockmap-probe.js';
+import { sockmapFaults } from '../../src/install/sockmap-safety.js';
+import { APP, counters, datapathNode, delta, describe, hostPort, install, register, sockPairs, startInboundProxy, startProxy, startServer, summary, tupleRecords, until, type Counters } from '../helpers/datapath.js';
 
 requireRoot('the datapath sockmap test');
 const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlksm', 115);
@@ -27,6 +29,15 @@ await startProxy(a, mlproxy);
 await startInboundProxy(b, mlproxy);
 const MB4 = 4 * 1024 * 1024;
 const SOCKMAP_PROXY_ONLY = SET_F.SOCKMAP_PROXY_ONLY;
+// The installer's sockmap probe on this kernel. Where FIONREAD does not count
+// redirected bytes (kernels before 929e30f93125, e.g. 6.1 and 5.10), an app
+// socket in the sockhash ("on", which the installer then refuses) never sees
+// its echo announced: the FIONREAD clients are left out of "on" there, one case
+// checks that the probe's finding is what such a client meets, and the switch
+// flips below use proxy-only (app sockets stay out of the sockhash).
+const faults = sockmapFaults(probeSockmap());
+const fionreadBlind = faults.includes('fionread-redirected');
+t.comment(`sockmap probe on this kernel: ${faults.join(', ') || 'no fault'}`);
 
 async function setFlags(flags: number): Promise<void> {
   await writeSettings(node.pinDir, { proxy_uid: 0, proxy_gid: 0, outbound_port: 0, inbound_port: 0, dns_port: 0, flags });
@@ -137,7 +148,14 @@ for (const { mode, flags, appSockets } of modes) {
     start = await counters(node);
   });
 
-  for (const tr of transfers.filter((x) => !(appSockets && x.args.includes('splice')))) {
+  const leftOut = (x: Transfer): boolean => appSockets && (x.args.includes('splice') || (fionreadBlind && x.args.includes('fionread')));
+  if (appSockets && fionreadBlind) {
+    t.test(`${mode}: the probe's finding holds: FIONREAD does not announce redirected bytes to an app socket`, async (t) => {
+      const r = await a.run(mlpeer, ['client', '--connect', hostPort(b.ipv4, 8080), '--bytes', '65536', '--read', 'fionread', '--timeout-ms', '3000'], { ...APP, timeoutMs: 8000 });
+      t.not(r.exitCode, 0, `a FIONREAD client does not complete: ${describe(r)}`);
+    });
+  }
+  for (const tr of transfers.filter((x) => !leftOut(x))) {
     for (const f of ['4', '6'] as const) {
       t.test(`${mode}: ${tr.name}, IPv${f}`, async (t) => {
         const dst = hostPort(f === '4' ? b.ipv4 : b.ipv6, tr.port);
@@ -197,16 +215,19 @@ for (const { mode, flags, appSockets } of modes) {
 // The switch is read on every message, but a socket that joined the sockhash
 // while it was on stays there until it closes.
 for (const from of [true, false]) {
-  t.test(`switch flipped ${from ? 'on -> off' : 'off -> on'} under a live connection: a FIONREAD client keeps working`, async (t) => {
-    await setSockmap(node, from);
+  const onFlags = fionreadBlind ? SET_F.SOCKMAP_REDIRECT | SOCKMAP_PROXY_ONLY : SET_F.SOCKMAP_REDIRECT;
+  const setOn = (on: boolean): Promise<void> => setFlags(on ? onFlags : 0);
+  t.test(`switch flipped ${from ? 'on -> off' : 'off -> on'}${fionreadBlind ? ' (proxy-only)' : ''} under a live connection: a FIONREAD client keeps working`, async (t) => {
+    await setOn(from);
     const before = await counters(node);
     const p = await a.spawn('python3', ['-c', TOGGLE_CLIENT, b.ipv4, '8080', '1.0'], APP);
     t.teardown(() => p.kill().then(() => undefined));
     const one = JSON.parse(await p.waitForLine((l) => l.includes('"phase": 1'), { timeoutMs: 6000 })) as Record<string, number>;
     t.equal(one['got_by_fionread'], 100, `before the flip: ${JSON.stringify(one)}`);
     const pairs = await sockPairs(node).catch((err: unknown) => `mapEntryCount failed: ${(err as Error).message}`);
-    t.equal(pairs, from ? 4 : 0, `sockets of the live connection in ml_sock_pairs: ${from ? 4 : 0}`);
-    await setSockmap(node, !from);
+    const joined = from ? (fionreadBlind ? 2 : 4) : 0;
+    t.equal(pairs, joined, `sockets of the live connection in ml_sock_pairs: ${joined}`);
+    await setOn(!from);
     const two = JSON.parse(await p.waitForLine((l) => l.includes('"phase": 2'), { timeoutMs: 8000 })) as Record<string, number>;
     const d = delta(before, await counters(node));
     t.equal(two['got_by_fionread'], 100, `after the flip, FIONREAD announces the echo: ${JSON.stringify(two)}; counters ${JSON.stringify(d)}`);

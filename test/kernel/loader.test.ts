@@ -2,17 +2,17 @@
 // once, reload keeping maps and registrations, replace older programs, remove.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { createNode, type SandboxNode } from '../../testing/sandbox/node.js';
 import { bpftool } from '../../src/bpf/bpftool.js';
 import { cgroupAttachments } from '../../src/bpf/readback.js';
 import { attachedPrograms, installDatapath, removeDatapath, type DatapathLocation } from '../../src/bpf/loader.js';
-import { ALL_MAPS, CGROUP_PROGRAMS } from '../../src/bpf/names.js';
+import { ALL_MAPS, CGROUP_PROGRAMS, HOOKED_PROGRAMS, type CgroupProgram } from '../../src/bpf/names.js';
 import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.js';
 import { readPodByCgroup, readPodConfig, registerPod } from '../../src/bpf/registry.js';
-import { distBpfObject, repoRoot } from '../helpers/paths.js';
+import { distBpfCompatObject, distBpfObject, distBpfObjects, repoRoot } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the loader test');
@@ -29,18 +29,24 @@ const loc: DatapathLocation = { pinDir: node.pinDir, cgroupDir: node.cgroupRoot 
 /** How many meshlane programs sit on each hook of the node cgroup. */
 async function perHook(): Promise<Record<string, number>> {
   const attached = await attachedPrograms(loc.cgroupDir);
-  return Object.fromEntries(CGROUP_PROGRAMS.map((p) => [p.attachType, attached.filter((a) => a.attach_type === p.shownAs).length]));
+  return Object.fromEntries(HOOKED_PROGRAMS.map((p) => [p.attachType, attached.filter((a) => a.attach_type === p.shownAs).length]));
 }
-const ONE_EACH = Object.fromEntries(CGROUP_PROGRAMS.map((p) => [p.attachType, 1]));
+/** The build the first install chose (the compat one on kernels before 5.15), and the cgroup programs it has. */
+let loaded: string = distBpfObject;
+const programsOf = (object: string): readonly CgroupProgram[] => (object === distBpfCompatObject ? HOOKED_PROGRAMS : CGROUP_PROGRAMS);
+const oneEach = (): Record<string, number> => Object.fromEntries(HOOKED_PROGRAMS.map((p) => [p.attachType, programsOf(loaded).includes(p) ? 1 : 0]));
 
 t.test('first install creates every map and attaches every program once', async (t) => {
-  const r = await installDatapath(loc, distBpfObject);
+  const r = await installDatapath(loc, distBpfObjects);
+  loaded = r.object;
+  t.ok(loaded === distBpfObject || loaded === distBpfCompatObject, `one of the two builds loaded: ${loaded}`);
+  t.comment(`loaded ${loaded} on Linux ${release()}`);
   t.same(r.reusedMaps, []);
   t.same([...r.createdMaps].sort(), [...ALL_MAPS].sort());
   t.equal(r.programsReplaced, true);
-  t.equal(r.attached.length, CGROUP_PROGRAMS.length);
+  t.equal(r.attached.length, programsOf(loaded).length);
   for (const m of ALL_MAPS) t.ok(existsSync(join(loc.pinDir, 'maps', m)), `map ${m} pinned`);
-  t.same(await perHook(), ONE_EACH, 'exactly one program on each hook');
+  t.same(await perHook(), oneEach(), 'exactly one program on each hook');
   t.notOk(existsSync(join(loc.pinDir, 'staging')), 'no staging left');
 });
 
@@ -48,7 +54,8 @@ t.test('a second install changes nothing and keeps registrations', async (t) => 
   const config = encodePodConfig(DEFAULT_INTERCEPTION);
   await registerPod(loc.pinDir, { cgroupId: 4242n, ipv4: '10.1.2.3', ipv6: 'fd00::3', config });
   const before = await attachedPrograms(loc.cgroupDir);
-  const r = await installDatapath(loc, distBpfObject);
+  const r = await installDatapath(loc, distBpfObjects);
+  t.equal(r.object, loaded, 'the same build again');
   t.same([...r.reusedMaps].sort(), [...ALL_MAPS].sort());
   t.same(r.createdMaps, []);
   t.equal(r.programsReplaced, false);
@@ -64,14 +71,14 @@ t.test('programs of an older install are replaced without a gap, maps kept', asy
   // An "older" meshlane attached next to ours (as after a restart that lost its pins).
   const oldPins = join(loc.pinDir, 'old-install');
   mkdirSync(oldPins);
-  await bpftool(['prog', 'loadall', distBpfObject, join(oldPins, 'progs'), 'pinmaps', join(oldPins, 'maps')]);
+  await bpftool(['prog', 'loadall', loaded, join(oldPins, 'progs'), 'pinmaps', join(oldPins, 'maps')]);
   await bpftool(['cgroup', 'attach', loc.cgroupDir, 'connect4', 'pinned', join(oldPins, 'progs', 'ml_connect4'), 'multi']);
   rmSync(join(loc.pinDir, 'progs'), { recursive: true, force: true });
   rmSync(oldPins, { recursive: true, force: true });
-  const r = await installDatapath(loc, distBpfObject);
+  const r = await installDatapath(loc, distBpfObjects);
   t.equal(r.programsReplaced, true);
   t.ok(r.detached.length >= 2, `older programs detached: ${r.detached.join(', ')}`);
-  t.same(await perHook(), ONE_EACH, 'exactly one program on each hook');
+  t.same(await perHook(), oneEach(), 'exactly one program on each hook');
   t.ok(await readPodByCgroup(loc.pinDir, 4242n), 'registration kept through the replacement');
 });
 
