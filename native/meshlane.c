@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -88,6 +89,17 @@ static napi_value js_address_of(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// raiseMemlock(): RLIMIT_MEMLOCK to infinity, as libbpf and bpftool do. Before
+// Linux 5.11 BPF maps and programs are charged to the user's locked memory,
+// checked against the creating process's limit: once the datapath's maps exist
+// (created by bpftool for root), any further map or program made by a process
+// with the default limit fails with EPERM. 0, or -errno.
+static napi_value js_raise_memlock(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit r = { RLIM_INFINITY, RLIM_INFINITY };
+  return num(env, setrlimit(RLIMIT_MEMLOCK, &r) < 0 ? -errno : 0);
+}
+
 // setns(fd, nstype) on the calling (main) thread.
 static napi_value js_setns(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -148,7 +160,7 @@ static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
     { "bpf", js_bpf }, { "addressOf", js_address_of }, { "setns", js_setns },
     { "ifNameToIndex", js_if_nametoindex }, { "netlinkSocket", js_netlink_socket },
-    { "send", js_send }, { "recv", js_recv }, { "close", js_close },
+    { "raiseMemlock", js_raise_memlock }, { "send", js_send }, { "recv", js_recv }, { "close", js_close },
     { "sockmapProbe", js_sockmap_probe },
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
@@ -159,7 +171,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   CHECK(napi_create_int32(env, (int32_t)sizeof(union bpf_attr), &v));
   CHECK(napi_set_named_property(env, exports, "bpfAttrSize", v));
-  CHECK(napi_create_int32(env, 1, &v));
+  CHECK(napi_create_int32(env, 2, &v));
   CHECK(napi_set_named_property(env, exports, "abi", v));
   return exports;
 }

@@ -128,6 +128,20 @@ loop.kill('SIGTERM');
 await new Promise((r) => loop.once('exit', r));
 out['readyz'] = readyz ?? { status: 0, body: 'no answer in 30 s' };
 
+// 3b. a real install, twice: the second as after a restart, with the
+// datapath's maps loaded (before 5.11 their memory counts as root's locked
+// memory, so the installer's own probes need RLIMIT_MEMLOCK lifted), then uninstall.
+const realCg = '/sys/fs/cgroup/mlk-floor-real';
+mkdirSync(realCg, { recursive: true });
+const d = nodeDir('real');
+const realArgs = (): string[] => installArgs(d, ['--once', '--cgroup-root', realCg, '--sockmap', 'proxy-only']);
+const first = run(exe, realArgs());
+const second = run(exe, realArgs());
+const un = run(exe, ['uninstall', ...installArgs(d, ['--cgroup-root', realCg]).slice(1)]);
+rmdirSync(realCg);
+out['real'] = [first, second].map((x) => ({ exit: x.status, stdout: json(x.stdout.trim()), stderr: x.stderr.slice(0, 3000) }));
+out['realUninstall'] = { exit: un.status, stderr: un.stderr.slice(0, 2000) };
+
 // 4. no cgroup v2
 for (const [type, prog] of [['connect4', 'ml_connect4'], ['sendmsg4', 'ml_sendmsg4']] as const) {
   run(bpftool, ['cgroup', 'detach', cgroup, type, 'pinned', join(pins, 'progs', prog)]);

@@ -57,7 +57,7 @@ for (const bundle of bundles) {
   const r = spawnSync(process.execPath, ['--enable-source-maps', bundle], {
     encoding: 'utf8',
     // tap's own timeout (it names the pending subtest) comes before ours (a kill).
-    env: { ...process.env, TAP_TIMEOUT: String(perFileS - 10) },
+    env: { ...process.env, TAP_TIMEOUT: String(perFileS - 10), MESHLANE_TEST_SLOWDOWN: '4' },
     timeout: perFileS * 1000,
     killSignal: 'SIGKILL',
     maxBuffer: 64 * 1024 * 1024,

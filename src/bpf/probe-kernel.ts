@@ -6,7 +6,7 @@
 // 60 loads of 2-instruction programs: a few milliseconds, nothing left behind.
 import { existsSync } from 'node:fs';
 import { release } from 'node:os';
-import { probeMapCreate, probeProgLoad, type BpfInsn } from '../sys/bpf.js';
+import { probeMapCreate, probeProgLoad, raiseMemlockLimit, type BpfInsn } from '../sys/bpf.js';
 import { isCgroup2 } from '../sys/fsinfo.js';
 import { errnoName } from '../sys/syscall-error.js';
 import { NativeModuleError } from '../sys/native.js';
@@ -69,6 +69,7 @@ export function probeKernel(opts: ProbeOptions): KernelFeatures {
   };
   let base;
   try {
+    raiseMemlockLimit(); // a node with the datapath loaded, before 5.11: else EPERM for every tiny map and program
     base = probeProgLoad(PROG_TYPE.SOCKET_FILTER, 0, [MOV_R0_1, EXIT]);
   } catch (err) {
     if (!(err instanceof NativeModuleError)) throw err;

@@ -8,6 +8,7 @@
 // mode is decided in src/install/sockmap-safety.ts.
 import { release } from 'node:os';
 import { native } from '../sys/native.js';
+import { raiseMemlockLimit } from '../sys/bpf.js';
 import { errorMessage } from '../describe-error.js';
 
 /** What an application sees on one receiving socket after the peer sent `bytes`. */
@@ -91,6 +92,7 @@ export function parseProbe(raw: unknown, kernel: string): SockmapProbe {
 export function probeSockmap(timeoutMs = PROBE_TIMEOUT_MS): SockmapProbe {
   const n = native();
   if (typeof n.sockmapProbe !== 'function') throw new Error('the native module has no sockmapProbe (an older build)');
+  raiseMemlockLimit(); // before 5.11, with the datapath's maps loaded, its own map and program need it
   try {
     return parseProbe(n.sockmapProbe(timeoutMs), release());
   } catch (err) {

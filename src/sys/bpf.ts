@@ -398,3 +398,17 @@ export class BpfMap {
     this.fd = -1;
   }
 }
+
+let memlockRaised = false;
+/**
+ * Lift RLIMIT_MEMLOCK for this process (once), as libbpf does before making
+ * maps or programs: before Linux 5.11 their memory is charged to the user's
+ * locked memory, so with the datapath's maps loaded a probe's tiny map or
+ * program fails with EPERM under the default limit. A failure (no
+ * CAP_SYS_RESOURCE) is left for the calls that follow to report.
+ */
+export function raiseMemlockLimit(): void {
+  if (memlockRaised) return;
+  memlockRaised = true;
+  native().raiseMemlock();
+}

@@ -28,13 +28,15 @@ export interface NativeModule {
   send(fd: number, bytes: Uint8Array): number;
   recv(fd: number, bytes: Uint8Array): number;
   close(fd: number): number;
+  /** setrlimit(RLIMIT_MEMLOCK, infinity): 0 or -errno. */
+  raiseMemlock(): number;
   /** The sockmap fault probe (native/sockmap_probe.h): its own sockhash, program and loopback sockets; the raw findings. */
   sockmapProbe(timeoutMs: number): unknown;
   readonly bpfAttrSize: number;
   readonly abi: number;
 }
 
-const ABI = 1;
+const ABI = 2;
 // Linux: __O_TMPFILE | O_DIRECTORY (Node's fs.constants has no O_TMPFILE).
 const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
 

@@ -22,6 +22,15 @@ import { distBpfObjects } from './paths.js';
 export const bpfObject: string | DatapathObjects = process.env['MESHLANE_TEST_BPF_OBJECT'] ?? distBpfObjects;
 
 export const APP = { uid: 1000, gid: 1000 } as const;
+
+/**
+ * How much slower than this machine the tests run: 1 here, 4 in a qemu guest
+ * (scripts/kernels/guest-run.ts sets MESHLANE_TEST_SLOWDOWN; TCG runs code
+ * about 17x slower on one vCPU). Liveness bounds of loads (many connections,
+ * large transfers) scale with it; they are limits, not timed assertions.
+ */
+export const SLOWDOWN = Math.max(1, Number(process.env['MESHLANE_TEST_SLOWDOWN'] ?? '1') || 1);
+export const scaled = (ms: number): number => ms * SLOWDOWN;
 export const PROXY = { uid: 1337, gid: 1337, container: 'istio-proxy' } as const;
 
 export type Counters = Record<CounterName, bigint>;

@@ -16,7 +16,7 @@ import { writeSettings } from '../../src/bpf/registry.js';
 import { SET_F } from '../../src/bpf/layout.js';
 import { probeSockmap } from '../../src/bpf/sockmap-probe.js';
 import { sockmapFaults } from '../../src/install/sockmap-safety.js';
-import { APP, counters, datapathNode, delta, describe, hostPort, install, register, sockPairs, startInboundProxy, startProxy, startServer, summary, tupleRecords, until, type Counters } from '../helpers/datapath.js';
+import { APP, counters, datapathNode, delta, describe, hostPort, install, register, scaled, sockPairs, startInboundProxy, startProxy, startServer, summary, tupleRecords, until, type Counters } from '../helpers/datapath.js';
 
 requireRoot('the datapath sockmap test');
 const { node, loc, mlpeer, mlproxy } = await datapathNode(t, 'mlksm', 115);
@@ -35,7 +35,11 @@ const SOCKMAP_PROXY_ONLY = SET_F.SOCKMAP_PROXY_ONLY;
 // its echo announced: the FIONREAD clients are left out of "on" there, one case
 // checks that the probe's finding is what such a client meets, and the switch
 // flips below use proxy-only (app sockets stay out of the sockhash).
-const faults = sockmapFaults(probeSockmap());
+const probe = probeSockmap();
+const faults = sockmapFaults(probe);
+if (faults.includes('unsupported')) {
+  throw new Error(`the sockmap probe could not run on this kernel with the datapath loaded (step ${probe.failedStep ?? '?'}, errno ${String(probe.errno ?? '?')}): the installer would refuse every sockmap mode here`);
+}
 const fionreadBlind = faults.includes('fionread-redirected');
 t.comment(`sockmap probe on this kernel: ${faults.join(', ') || 'no fault'}`);
 
@@ -159,7 +163,7 @@ for (const { mode, flags, appSockets } of modes) {
     for (const f of ['4', '6'] as const) {
       t.test(`${mode}: ${tr.name}, IPv${f}`, async (t) => {
         const dst = hostPort(f === '4' ? b.ipv4 : b.ipv6, tr.port);
-        const r = await a.run(mlpeer, ['client', '--connect', dst, ...tr.args, '--timeout-ms', String(tr.timeoutMs)], { ...APP, timeoutMs: tr.timeoutMs + 5000 });
+        const r = await a.run(mlpeer, ['client', '--connect', dst, ...tr.args, '--timeout-ms', String(scaled(tr.timeoutMs))], { ...APP, timeoutMs: scaled(tr.timeoutMs) + 5000 });
         const s = summary(r);
         t.equal(r.exitCode, 0, `${tr.name} to ${dst}: ${describe(r)}`);
         t.equal(s['received'], tr.expectReceived, 'every byte back, checked against the pattern');
@@ -171,7 +175,7 @@ for (const { mode, flags, appSockets } of modes) {
   t.test(`${mode}: 200 concurrent connections through both proxies`, async (t) => {
     for (const f of ['4', '6'] as const) {
       const dst = hostPort(f === '4' ? b.ipv4 : b.ipv6, 8080);
-      const r = await a.run(mlpeer, ['client', '--connect', dst, '--bytes', '20000', '--concurrency', '200', '--timeout-ms', '20000'], { ...APP, timeoutMs: 25000 });
+      const r = await a.run(mlpeer, ['client', '--connect', dst, '--bytes', '20000', '--concurrency', '200', '--timeout-ms', String(scaled(20000))], { ...APP, timeoutMs: scaled(20000) + 5000 });
       const s = summary(r);
       t.equal(r.exitCode, 0, `IPv${f}: ${describe(r)}`);
       t.equal(s['failed'], 0);
@@ -181,7 +185,7 @@ for (const { mode, flags, appSockets } of modes) {
 
   if (!appSockets) t.test(`${mode}: a client with plain blocking recv(), 100 + 100 connections`, async (t) => {
     for (const f of ['4', '6'] as const) {
-      const r = await a.run('python3', ['-c', BLOCKING_CLIENT, f === '4' ? b.ipv4 : b.ipv6, '8080', '100'], { ...APP, timeoutMs: 20000 });
+      const r = await a.run('python3', ['-c', BLOCKING_CLIENT, f === '4' ? b.ipv4 : b.ipv6, '8080', '100'], { ...APP, timeoutMs: scaled(20000) });
       t.equal(r.exitCode, 0, describe(r));
       const out = JSON.parse(r.stdout.trim() || '{}') as Record<string, { ok: number; errors: Record<string, number> }>;
       for (const pattern of ['request-response', 'half-close-read-to-eof']) {

@@ -92,6 +92,18 @@ if (line === undefined) {
     t.match(String(r['readyz'].body).trim(), refusal);
   });
 
+  t.test('a real install, then again as after a restart (the datapath loaded): ready both times, proxy-only kept', async (t) => {
+    const runs = r['real'] as Array<{ exit: number; stdout: { ready?: boolean; datapath?: boolean; sockmap?: { effective?: string } }; stderr: string }>;
+    t.equal(runs.length, 2);
+    runs.forEach((x, i) => {
+      t.equal(x.exit, 0, `install ${i + 1}: exit 0: ${x.stderr}`);
+      t.equal(x.stdout.ready, true, `install ${i + 1}: ready`);
+      t.equal(x.stdout.datapath, true, `install ${i + 1}: datapath attached`);
+      t.equal(x.stdout.sockmap?.effective, 'proxy-only', `install ${i + 1}: the sockmap probe ran and allowed proxy-only`);
+    });
+    t.equal(r['realUninstall'].exit, 0, `uninstall: ${r['realUninstall'].stderr}`);
+  });
+
   t.test('no cgroup v2 mounted: refused, naming it', async (t) => {
     const n = r['nocgroup2'];
     t.equal(n.umountExit, 0, 'the guest cgroup2 mount was taken away');
