@@ -35,7 +35,7 @@ import { removeDatapath } from '../../src/bpf/loader.js';
 import { readCounters, readSettings, writeSettings } from '../../src/bpf/registry.js';
 import type { Settings } from '../../src/bpf/layout.js';
 import { errorMessage } from '../../src/describe-error.js';
-import { APP, PROXY, goldenToRestore, iptablesRestore, startHaproxy, sysctls, writeCfg } from './net.js';
+import { APP, PROXY, goldenToRestore, haproxyServerCfg, iptablesRestore, startHaproxy, sysctls, writeCfg } from './net.js';
 import { log, parseLoad, parseWrk, type LoadResult } from './util.js';
 
 export const MESH_MODES = ['baseline', 'limit', 'iptables', 'ml-off', 'ml-proxy-only', 'ml-on'] as const;
@@ -103,22 +103,6 @@ export interface MeshResult {
   /** Fixed-rate runs where requests were sent late (> 1 ms after they were due): topology/mode -> worst share. */
   lateShare: Record<string, number>;
   errors: string[];
-}
-
-function serverAppCfg(): string {
-  return `global
-  maxconn 8000
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-  timeout http-keep-alive 30s
-frontend http
-  bind 0.0.0.0:${HTTP_PORT}
-  http-request return status 200 content-type text/plain string "${'x'.repeat(BODY_BYTES)}"
-`;
 }
 
 /**
@@ -333,7 +317,7 @@ export async function runMesh(n1: SandboxNode, opts: MeshOptions, onProgress: (r
     const cells = opts.reps * opts.topologies.length * opts.modes.length;
     let done = 0;
     const t0 = Date.now();
-    const serverCfg = writeCfg(opts.cfgDir, 'mesh-server-app.cfg', serverAppCfg());
+    const serverCfg = writeCfg(opts.cfgDir, 'mesh-server-app.cfg', haproxyServerCfg('x'.repeat(BODY_BYTES)));
     for (let rep = 1; rep <= opts.reps; rep++) {
       for (const topo of opts.topologies) {
         const clientNode = topo === 'cross' ? (n2 as SandboxNode) : n1;

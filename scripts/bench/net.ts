@@ -82,7 +82,8 @@ export function goldenToRestore(text: string): string {
   return `${out.join('\n')}\n`;
 }
 
-function haproxyServerCfg(): string {
+/** The app: HAProxy answering every GET on HTTP_PORT with 200 and `body`. */
+export function haproxyServerCfg(body = 'ok'): string {
   return `global
   maxconn 8000
   nbthread 1
@@ -94,7 +95,7 @@ defaults
   timeout http-keep-alive 30s
 frontend http
   bind 0.0.0.0:${HTTP_PORT}
-  http-request return status 200 content-type text/plain string "ok"
+  http-request return status 200 content-type text/plain string "${body}"
 `;
 }
 
