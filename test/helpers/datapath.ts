@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Test } from 'tap';
-import { buildTool, createNode, type JsonObject, type Pod, type RunResult, type SandboxNode, type SpawnedProcess } from '../../testing/sandbox/node.js';
+import { buildTool, createNode, type JsonObject, type Pod, type RunOptions, type RunResult, type SandboxNode, type SpawnedProcess } from '../../testing/sandbox/node.js';
 import type { CounterName } from '../../src/bpf/layout.js';
 import { SET_F } from '../../src/bpf/layout.js';
 import { installDatapath, removeDatapath, type DatapathLocation, type DatapathObjects } from '../../src/bpf/loader.js';
@@ -163,4 +163,85 @@ export async function sockPairs(node: SandboxNode): Promise<number> {
 
 export async function tupleRecords(node: SandboxNode): Promise<number> {
   return mapEntryCount(node.pinDir, 'ml_odst_tup');
+}
+
+/** One process on a connection's path, as it logs (mlproxy or an mlpeer server). */
+export interface Hop {
+  name: string;
+  proc: SpawnedProcess;
+}
+
+/** One mlproxy / mlpeer event in a few words. */
+function brief(e: JsonObject): string {
+  const parts = [String(e['event'])];
+  if (e['orig_dst'] !== undefined) parts.push(`to ${String(e['orig_dst'])}`);
+  if (typeof e['upstream_local'] === 'string') parts.push(`from ${e['upstream_local']}`);
+  if (e['bytes_up'] !== undefined) parts.push(`${String(e['bytes_up'])} B up, ${String(e['bytes_down'])} B down`);
+  if (e['bytes_in'] !== undefined) parts.push(`${String(e['bytes_in'])} B in, ${String(e['bytes_out'])} B out`);
+  if (e['error'] !== undefined && e['error'] !== null) parts.push(`error ${String(e['error'])}`);
+  return parts.join(' ');
+}
+
+/**
+ * What each process on the path logged about one connection, followed hop by
+ * hop from the client's local end ("ip:port" / "[ip6]:port"): the events whose
+ * `peer` is that end, then the next hop's for the `upstream_local` the proxy
+ * reported (its "upstream" or "close" event). Where the trail ends says where
+ * the connection stopped: never accepted, no upstream, or still relaying (an
+ * accept with no close). For a failure message; bounded in size.
+ */
+export function connectionTrail(hops: readonly Hop[], local: string): string {
+  const out: string[] = [];
+  let key: string | undefined = local;
+  for (const { name, proc } of hops) {
+    if (key === undefined) break;
+    const mine: JsonObject[] = proc.events().filter((e) => e['peer'] === key);
+    if (mine.length === 0) {
+      out.push(`${name}: nothing from ${key}`);
+      break;
+    }
+    out.push(`${name}: ${mine.slice(-4).map(brief).join(', ')}`);
+    const up = mine.map((e) => e['upstream_local']).filter((u): u is string => typeof u === 'string').pop();
+    key = up;
+  }
+  return out.join(' | ').slice(0, 3000);
+}
+
+const TCP_COUNTERS = /^(TcpExt(ListenDrops|ListenOverflows|TCPChallengeACK|TCPSYNChallenge|TCPReqQFullDrop|PAWS\w+|TCPTimeWaitOverflow|TCPTimeouts|TCPSynRetrans|TCPAbort\w+|TCPBacklogDrop|TCPMinTTLDrop|TCPZeroWindowDrop|TCPRcvQDrop)|Tcp(AttemptFails|EstabResets|RetransSegs|InErrs|OutRsts)|Ip6(InDiscards|InNoRoutes|OutNoRoutes|OutDiscards)|Ip(InDiscards|OutNoRoutes))\s/;
+
+/**
+ * The TCP sockets of `pods` on `ports` (`ss -tanei`) and their netns' drop and
+ * retransmit counters (`nstat`, non-zero ones): what a connection that does
+ * not complete meets (a stale socket on the same 4-tuple, a full accept queue,
+ * challenge ACKs). For a failure message; bounded in size.
+ */
+export async function tcpSnapshot(pods: readonly Pod[], ports: readonly number[]): Promise<string> {
+  const filter = ['(', ...ports.flatMap((p, i) => [...(i > 0 ? ['or'] : []), 'sport', '=', `:${p}`, 'or', 'dport', '=', `:${p}`]), ')'];
+  const out: string[] = [];
+  for (const pod of pods) {
+    const ss = await pod.run('ss', ['-taneiO', 'exclude', 'time-wait', ...filter], { timeoutMs: 10000 });
+    const tw = await pod.run('ss', ['-tanH', 'state', 'time-wait', ...filter], { timeoutMs: 10000 });
+    const lines = ss.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('State'));
+    const twCount = tw.stdout.split('\n').filter((l) => l.trim() !== '').length;
+    out.push(`${pod.name}: ${twCount} sockets in TIME-WAIT; the others (${lines.length}):\n${lines.slice(0, 80).join('\n')}${ss.stderr.trim()}`);
+    const ns = await pod.run('nstat', ['-asz'], { timeoutMs: 10000 });
+    const counts = ns.stdout.split('\n').filter((l) => TCP_COUNTERS.test(l) && !/\s0\s/.test(l)).map((l) => l.replace(/\s+/g, ' ').trim());
+    out.push(`${pod.name}: nstat: ${counts.join(', ')}${ns.stderr.trim()}`);
+  }
+  return out.join('\n').slice(0, 12000);
+}
+
+/**
+ * `pod.run(...)`, and if it is still running after `afterMs`, a snapshot
+ * taken then (`snap`): the state of a stalled connection, for the failure
+ * message.
+ */
+export async function runWatched(pod: Pod, cmd: string, args: readonly string[], opts: RunOptions, afterMs: number, snap: () => Promise<string>): Promise<{ r: RunResult; stalled: string }> {
+  let stalled: Promise<string> = Promise.resolve('');
+  const timer = setTimeout(() => {
+    stalled = snap().then((s) => `still running after ${afterMs} ms:\n${s}`, (e: unknown) => `still running after ${afterMs} ms; snapshot failed: ${String(e)}`);
+  }, afterMs);
+  const r = await pod.run(cmd, args, opts);
+  clearTimeout(timer);
+  return { r, stalled: await stalled };
 }

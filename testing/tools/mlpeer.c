@@ -23,7 +23,8 @@
 //   splice: moves bytes socket -> pipe with splice(), then reads the pipe.
 //   prints one summary line:
 //     {"ok":bool,"mode":..,"read":..,"connections":K,"failed":F,"bytes":N,"sent":S,"received":R,
-//      "local":"ip:port","peer":"ip:port","elapsed_ms":T,"errors":[...]}
+//      "local":"ip:port","peer":"ip:port","elapsed_ms":T,"errors":[...],
+//      "failed_local":["ip:port", ...]}   (errors and failed_local: the first 5 failed connections)
 //   exit 0 when every connection succeeded, 1 otherwise, 2 on bad usage.
 //
 // mlpeer getsockopt (or --getsockopt) [--connect IP:PORT] [--buflen N (16384)] [--filter-insns N (1024)]
@@ -361,23 +362,24 @@ static int client_main(int argc, char **argv) {
     sent += res[i].sent;
     received += res[i].received;
   }
-  char errs[1200] = "";
-  size_t eo = 0;
+  char errs[1200] = "", flocal[400] = "";
+  size_t eo = 0, fo = 0;
   int shown = 0;
   for (int i = 0; i < conc && shown < 5; i++) {
     if (res[i].ok) continue;
     char e[200];
     json_str(e, sizeof e, res[i].error[0] ? res[i].error : "not started");
     eo += (size_t)snprintf(errs + eo, sizeof errs - eo, "%s%s", shown ? "," : "", e);
+    fo += (size_t)snprintf(flocal + fo, sizeof flocal - fo, "%s\"%s\"", shown ? "," : "", res[i].local[0] ? res[i].local : "?");
     shown++;
   }
   struct cres *f = &res[0];
   emit("{\"ok\":%s,\"mode\":\"%s\",\"read\":\"%s\",\"half_close\":%s,\"connections\":%d,\"failed\":%d,\"bytes\":%llu,"
        "\"sent\":%llu,\"received\":%llu,\"local\":\"%s\",\"peer\":\"%s\",\"fionread_last\":%d,\"fionread_waits\":%llu,"
-       "\"elapsed_ms\":%lld,\"errors\":[%s]}",
+       "\"elapsed_ms\":%lld,\"errors\":[%s],\"failed_local\":[%s]}",
        failed == 0 ? "true" : "false", mode, rmode, c_half_close ? "true" : "false", conc, failed, c_bytes, sent,
        received, f->local[0] ? f->local : "?", f->peer[0] ? f->peer : "?", f->fionread_last, f->fionread_waits,
-       (long long)(now_ms() - start), errs);
+       (long long)(now_ms() - start), errs, flocal);
   return failed == 0 ? 0 : 1;
 }
 

@@ -23,6 +23,7 @@
 // Lines (stdout, one JSON object each, flushed):
 //   {"event":"listening","ports":[15001,15006],"v4":true,"v6":true}
 //   {"event":"accept","listener":15001,"peer":"ip:port","local":"ip:port","orig_dst":"ip:port"|null,"errno":N}
+//   {"event":"upstream","listener":15001,"peer":"ip:port","upstream_local":"ip:port"}   (connected; relaying)
 //   {"event":"close","listener":15001,"peer":...,"local":...,"orig_dst":...,"upstream_local":...|null,
 //    "bytes_up":N,"bytes_down":N,"error":null|"text","errno":N}
 #include "common.h"
@@ -184,6 +185,10 @@ static void *serve(void *arg) {
       set_timeouts(u);
       set_timeouts(c.fd);
       local_addr(u, up_local, sizeof up_local);
+      // Before relaying: a connection that stalls in the relay still shows
+      // which upstream connection it is (followed hop by hop in a failure).
+      emit("{\"event\":\"upstream\",\"listener\":%d,\"peer\":\"%s\",\"upstream_local\":\"%s\"}", c.listener_port, peer,
+           up_local);
       error = relay(c.fd, u, &up, &down, &err);
     }
   }
