@@ -157,8 +157,18 @@ static __always_inline enum ml_verdict ml_connect_decide(const struct ml_connect
 		return v;
 	}
 
-	/* -> 127.0.0.1 / ::ffff:127.0.0.1 (v4 destination) or ::1 */
+	/* -> 127.0.0.1 / ::ffff:127.0.0.1 (v4 destination); IPv6: the pod's own
+	 * IPv6 address, or ::1 when the socket is bound to ::1 or the pod has
+	 * none. Not ::1 with a global source: the kernel loses the ACKs and
+	 * RSTs it sends for such a connection from its control socket (a
+	 * TIME_WAIT socket's ACK of the peer's FIN, the RST of a SYN_SENT
+	 * socket), so the proxy's socket stays in LAST_ACK for minutes and a
+	 * new connection that gets the same source port back (tcp_tw_reuse
+	 * counts ::1 as loopback) stalls in SYN_SENT against it
+	 * (docs/datapath.md, "IPv6 outbound listener address"). */
 	ml_addr_loopback(&res->dst, is_v4);
+	if (!is_v4 && (pod->flags & ML_POD_F_HAS_V6) && !ml_addr_is_loopback(&req->src))
+		ml_addr_load(&res->dst, pod->ip6);
 	res->port = cfg.outbound_port;
 	res->odst_flags = ML_ODST_F_OUTBOUND;
 

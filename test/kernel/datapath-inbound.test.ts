@@ -59,7 +59,7 @@ for (const f of families) {
     const r = await a.run(mlpeer, ['client', '--connect', dst, '--bytes', '200000', '--half-close', '--timeout-ms', '10000'], APP);
     t.equal(r.exitCode, 0, describe(r));
     const s = summary(r);
-    t.equal(s['peer'], f.v === '4' ? '127.0.0.1:15001' : '[::1]:15001');
+    t.equal(s['peer'], f.v === '4' ? '127.0.0.1:15001' : `[${a.ipv6}]:15001`);
     const outClose = await proxyA.waitForJson((e) => e['event'] === 'close' && e['peer'] === s['local'], { timeoutMs: 5000 });
     t.equal(outClose['listener'], 15001);
     t.equal(outClose['orig_dst'], dst, 'A\'s proxy: original destination B');

@@ -19,7 +19,7 @@ const server = await startServer(b, mlpeer, 8080);
 
 const cases = [
   { name: 'IPv4', dst: hostPort(b.ipv4, 8080), listener: '127.0.0.1:15001', srcIp: a.ipv4, proxySees: (l: string) => l, orig: hostPort(b.ipv4, 8080), redirect: 'connect4_redirect_out', upstreamPass: 'connect4_pass' },
-  { name: 'IPv6', dst: hostPort(b.ipv6, 8080), listener: '[::1]:15001', srcIp: a.ipv6, proxySees: (l: string) => l, orig: hostPort(b.ipv6, 8080), redirect: 'connect6_redirect_out', upstreamPass: 'connect6_pass' },
+  { name: 'IPv6', dst: hostPort(b.ipv6, 8080), listener: `[${a.ipv6}]:15001`, srcIp: a.ipv6, proxySees: (l: string) => l, orig: hostPort(b.ipv6, 8080), redirect: 'connect6_redirect_out', upstreamPass: 'connect6_pass' },
   {
     // An AF_INET6 socket with a v4-mapped destination: connect6 sees it, the
     // proxy's AF_INET listener accepts it and answers SOL_IP/SO_ORIGINAL_DST.
@@ -103,10 +103,52 @@ t.test('outbound: pods of every QoS class (pod cgroup at different depths) are f
     const r = await p.run(mlpeer, ['client', '--connect', hostPort(b.ipv6, 8080), '--bytes', '100', '--timeout-ms', '5000'], APP);
     const s = summary(r);
     t.equal(r.exitCode, 0, `${qos} (pod cgroup level ${p.cgroupLevel}): ${describe(r)}`);
-    t.equal(s['peer'], '[::1]:15001', `${qos}: captured`);
+    t.equal(s['peer'], `[${p.ipv6}]:15001`, `${qos}: captured (IPv6: the pod's own address, docs/datapath.md)`);
     const acc = await proxy.waitForJson((e) => e['event'] === 'accept' && e['peer'] === s['local'], { timeoutMs: 3000 });
     t.equal(acc['orig_dst'], hostPort(b.ipv6, 8080));
     await proxy.kill();
     await node.removePod(p);
+  }
+});
+
+// A server that answers an EOF with its own only after a pause: by then the
+// app has closed its socket (a TIME_WAIT socket in the kernel), so the ACK of
+// the proxy's FIN comes from the kernel's control socket, not from the app's.
+const LATE_CLOSE_SERVER = `import socket, sys, threading, time, json
+fam = socket.AF_INET6 if sys.argv[1] == '6' else socket.AF_INET
+l = socket.socket(fam, socket.SOCK_STREAM); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if fam == socket.AF_INET6: l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+l.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', int(sys.argv[2]))); l.listen(64)
+print(json.dumps({'event': 'listening'}), flush=True)
+def serve(c):
+    while c.recv(65536): pass
+    time.sleep(0.5); c.close()
+while True:
+    c, _ = l.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+const APP_CLOSES_FIRST = `import socket, sys
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+for i in range(int(sys.argv[3])):
+    s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(5); s.connect((sys.argv[1], int(sys.argv[2]))); s.sendall(b'z' * 100); s.close()
+`;
+
+t.test('outbound: the app closes first, the server half a second later: no proxy socket left in LAST-ACK', async (t) => {
+  // With IPv6 to [::1]:15001 and the pod's address as the source, the kernel
+  // lost the ACK the app's TIME_WAIT socket sends for the proxy's FIN: the
+  // proxy's socket stayed in LAST-ACK for minutes and a later connection that
+  // got the same port stalled in SYN-SENT against it. Hence IPv6 goes to the
+  // pod's own address (docs/datapath.md, "IPv6 outbound listener address").
+  const servers = [await b.spawn('python3', ['-c', LATE_CLOSE_SERVER, '4', '8093'], APP), await b.spawn('python3', ['-c', LATE_CLOSE_SERVER, '6', '8093'], APP)];
+  t.teardown(() => Promise.all(servers.map((s) => s.kill())).then(() => undefined));
+  for (const s of servers) await s.waitForJson((e) => e['event'] === 'listening');
+  for (const [f, ip] of [['IPv4', b.ipv4], ['IPv6', b.ipv6]] as const) {
+    const orig = hostPort(ip, 8093);
+    const closed = (): number => proxyA.events().filter((e) => e['event'] === 'close' && e['orig_dst'] === orig).length;
+    const r = await a.run('python3', ['-c', APP_CLOSES_FIRST, ip, '8093', '5'], { ...APP, timeoutMs: 30000 });
+    t.equal(r.exitCode, 0, `${f}: ${describe(r)}`);
+    // The proxy closes 0.5 s after the app; its FIN is ACKed within a round trip.
+    t.equal(await until(async () => closed(), (n) => n === 5, 5000), 5, `${f}: A's proxy closed all 5 connections`);
+    const lastAck = await until(async () => (await a.run('ss', ['-tanH', 'state', 'last-ack'])).stdout.trim(), (out) => out === '', 3000, 200);
+    t.equal(lastAck, '', `${f}: no socket of A's proxy waits in LAST-ACK for the app's final ACK`);
   }
 });

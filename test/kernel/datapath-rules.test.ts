@@ -54,7 +54,7 @@ async function probe(t: Test, dir: 'out' | 'in', dst: Pod, port: number, f: Fam,
   const redirect = d[`connect${f}_redirect_${dir}`] ?? 0;
   const excluded = d[`connect${f}_excluded`] ?? 0;
   if (want) {
-    const listener = dir === 'out' ? (f === '4' ? '127.0.0.1:15001' : '[::1]:15001') : hostPort(ip(dst, f), 15006);
+    const listener = dir === 'out' ? (f === '4' ? '127.0.0.1:15001' : `[${a.ipv6}]:15001`) : hostPort(ip(dst, f), 15006);
     const proxy = dir === 'out' ? proxyA : proxyB;
     const acc = await proxy.waitForJson((e) => e['event'] === 'accept' && e['peer'] === local, { timeoutMs: 3000 }).catch(() => undefined);
     t.ok(sum['peer'] === listener && acc?.['orig_dst'] === target && redirect === 1 && excluded === 0,

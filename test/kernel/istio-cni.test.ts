@@ -129,11 +129,12 @@ interface Fam {
   v: 4 | 6;
   ip: (p: Pod) => string;
   hp: (p: Pod, port: number) => string;
-  loopback: string;
+  /** Where the app's connection lands (the proxy's local end): Istio's REDIRECT in nat OUTPUT goes to loopback; eBPF sends IPv6 to the pod's own address (docs/datapath.md). */
+  outboundListener: (phase: Phase, p: Pod) => string;
   passthrough: RegExp;
 }
-const V4: Fam = { v: 4, ip: (p) => p.ipv4, hp: (p, port) => `${p.ipv4}:${port}`, loopback: '127.0.0.1', passthrough: /^127\.0\.0\.6:\d+$/ };
-const V6: Fam = { v: 6, ip: (p) => p.ipv6, hp: (p, port) => `[${p.ipv6}]:${port}`, loopback: '[::1]', passthrough: /^\[::6\]:\d+$/ };
+const V4: Fam = { v: 4, ip: (p) => p.ipv4, hp: (p, port) => `${p.ipv4}:${port}`, outboundListener: () => '127.0.0.1:15001', passthrough: /^127\.0\.0\.6:\d+$/ };
+const V6: Fam = { v: 6, ip: (p) => p.ipv6, hp: (p, port) => `[${p.ipv6}]:${port}`, outboundListener: (phase, p) => (phase === 'ebpf' ? `[${p.ipv6}]:15001` : '[::1]:15001'), passthrough: /^\[::6\]:\d+$/ };
 
 /**
  * app a -> b:8080 through both proxies: outbound at A's 15001, inbound at B's
@@ -151,11 +152,11 @@ async function fullPath(t: Test, phase: Phase, f: Fam = V4): Promise<Partial<Rec
   t.equal(r.exitCode, 0, describe(r));
   const s = summary(r);
   // With eBPF the app's socket is connected to the listener; NAT is invisible to the app.
-  t.equal(s['peer'], phase === 'ebpf' ? `${f.loopback}:15001` : dst, `${phase}: the app socket's peer`);
+  t.equal(s['peer'], phase === 'ebpf' ? f.outboundListener(phase, a) : dst, `${phase}: the app socket's peer`);
   t.ok(String(s['local']).startsWith(aPrefix), `source is pod A (${String(s['local'])})`);
   const outClose = await proxyA.waitForJson((ev) => ev['event'] === 'close' && ev['peer'] === s['local'], { timeoutMs: 5000, from: from.get(proxyA) });
   t.equal(outClose['listener'], 15001, 'A\'s proxy took it on the outbound listener');
-  t.equal(outClose['local'], `${f.loopback}:15001`);
+  t.equal(outClose['local'], f.outboundListener(phase, a));
   t.equal(outClose['orig_dst'], dst, `${phase}: A's proxy gets b:8080 from SO_ORIGINAL_DST`);
   t.equal(outClose['error'], null);
   t.equal(outClose['bytes_up'], 100000);
