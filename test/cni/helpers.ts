@@ -5,12 +5,14 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import type { Logger, LogFields } from '../../src/log/logger.js';
 import { CniError } from '../../src/cni/errors.js';
+import { RecordingLogger, type LogLine } from '../helpers/recording-logger.js';
 import { runCni, type CniHandlers, type LogFieldsForCall, type SkelOptions } from '../../src/cni/skel.js';
 import { passThroughHandlers } from './passthrough-handlers.js';
 export { upstreamFixtures } from '../helpers/paths.js';
 import { isSupportedVersion } from '../../src/cni/versions.js';
+
+export { RecordingLogger, type LogLine };
 
 export const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, '..', '..');
@@ -31,44 +33,6 @@ export function realResults(): Array<{ file: string; version: string; result: Re
     .filter((r) => isSupportedVersion(r.version));
 }
 
-export interface LogLine {
-  level: 'error' | 'warn' | 'info' | 'debug';
-  msg: string;
-  fields: LogFields;
-}
-
-export class RecordingLogger implements Logger {
-  readonly lines: LogLine[];
-  closed = 0;
-  constructor(
-    readonly base: LogFields = {},
-    lines: LogLine[] = [],
-  ) {
-    this.lines = lines;
-  }
-  private add(level: LogLine['level'], msg: string, fields?: LogFields): void {
-    this.lines.push({ level, msg, fields: { ...this.base, ...(fields ?? {}) } });
-  }
-  error(msg: string, fields?: LogFields): void {
-    this.add('error', msg, fields);
-  }
-  warn(msg: string, fields?: LogFields): void {
-    this.add('warn', msg, fields);
-  }
-  info(msg: string, fields?: LogFields): void {
-    this.add('info', msg, fields);
-  }
-  debug(msg: string, fields?: LogFields): void {
-    this.add('debug', msg, fields);
-  }
-  child(fields: LogFields): Logger {
-    return new RecordingLogger({ ...this.base, ...fields }, this.lines);
-  }
-  close(): Promise<void> {
-    this.closed++;
-    return Promise.resolve();
-  }
-}
 
 export class MemoryStdout extends Writable {
   readonly chunks: Buffer[] = [];

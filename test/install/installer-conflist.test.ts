@@ -8,18 +8,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Installer } from '../../src/install/installer.js';
 import { INSTALL_FLAGS, parseOptions } from '../../src/install/options.js';
-import type { Logger, LogFields } from '../../src/log/logger.js';
 import { upstreamFixtures } from '../helpers/paths.js';
-
-class RecordingLogger implements Logger {
-  lines: Array<{ level: string; msg: string; fields: LogFields }> = [];
-  error = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'error', msg, fields });
-  warn = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'warn', msg, fields });
-  info = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'info', msg, fields });
-  debug = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'debug', msg, fields });
-  child = (): Logger => this;
-  close = async (): Promise<void> => undefined;
-}
+import { RecordingLogger } from '../helpers/recording-logger.js';
 
 function setup(t: { teardown(f: () => void): void }): { dir: string; state: string; installer: Installer; log: RecordingLogger } {
   const root = mkdtempSync(join(tmpdir(), 'meshlane-inst-'));

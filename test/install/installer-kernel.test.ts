@@ -13,19 +13,9 @@ import { startHealthServer } from '../../src/install/health.js';
 import { Installer } from '../../src/install/installer.js';
 import { runInstallLoop, type LoopState } from '../../src/install/loop.js';
 import { INSTALL_FLAGS, parseOptions } from '../../src/install/options.js';
-import type { Logger, LogFields } from '../../src/log/logger.js';
 import { currentBootId, kernelRefusalPath, readKernelRefusal } from '../../src/node/kernel-refusal.js';
 import { upstreamFixtures } from '../helpers/paths.js';
-
-class RecordingLogger implements Logger {
-  lines: Array<{ level: string; msg: string; fields: LogFields }> = [];
-  error = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'error', msg, fields });
-  warn = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'warn', msg, fields });
-  info = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'info', msg, fields });
-  debug = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'debug', msg, fields });
-  child = (): Logger => this;
-  close = async (): Promise<void> => undefined;
-}
+import { RecordingLogger } from '../helpers/recording-logger.js';
 
 /** A kernel with every feature but the ancestor-cgroup helper in connect4/6 (what 5.4 lacks). */
 function kernel54(): KernelFeatures {

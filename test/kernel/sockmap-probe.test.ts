@@ -28,25 +28,15 @@ import { INSTALL_FLAGS, parseOptions } from '../../src/install/options.js';
 import { decideSockmap, sockmapFaults } from '../../src/install/sockmap-safety.js';
 import { readSockmapRecord } from '../../src/install/sockmap-state.js';
 import { collectStatus, renderStatus } from '../../src/install/status.js';
-import type { Logger, LogFields } from '../../src/log/logger.js';
 import { createNode } from '../../testing/sandbox/node.js';
 import { bpfObject } from '../helpers/datapath.js';
 import { nodeDirArgs, nodeDirs } from '../helpers/node-dirs.js';
 import { requireBuiltExe } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
+import { RecordingLogger } from '../helpers/recording-logger.js';
 
 requireRoot('the sockmap probe test');
 const exe = requireBuiltExe();
-
-class RecordingLogger implements Logger {
-  lines: Array<{ level: string; msg: string; fields: LogFields }> = [];
-  error = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'error', msg, fields });
-  warn = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'warn', msg, fields });
-  info = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'info', msg, fields });
-  debug = (msg: string, fields: LogFields = {}): void => void this.lines.push({ level: 'debug', msg, fields });
-  child = (): Logger => this;
-  close = async (): Promise<void> => undefined;
-}
 
 const ownFds = (): number => readdirSync('/proc/self/fd').length;
 
