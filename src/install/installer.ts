@@ -196,7 +196,10 @@ export class Installer {
   /** Every hook holds exactly one meshlane program. */
   async datapathAttached(): Promise<boolean> {
     if (!existsSync(this.opts.pinDir)) return false;
-    const attached = await attachedPrograms(this.cgroupRoot).catch(() => []);
+    const attached = await attachedPrograms(this.cgroupRoot).catch((e: unknown) => {
+      this.env.log.warn('cannot list the programs attached to the cgroup root: counted as not attached (the datapath is installed again)', { cgroupRoot: this.cgroupRoot, error: errorMessage(e) });
+      return [];
+    });
     return CGROUP_PROGRAMS.every((p) => attached.filter((a) => a.attach_type === p.shownAs).length === 1);
   }
 

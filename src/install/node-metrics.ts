@@ -4,7 +4,7 @@ import { COUNTERS } from '../bpf/layout.js';
 import { ALL_MAPS, pinPaths } from '../bpf/names.js';
 import { mapEntryCount, readCounters } from '../bpf/registry.js';
 import type { LoopState } from './loop.js';
-import { renderPrometheus, type Metric } from './metrics.js';
+import { renderPrometheus, type Metric, type Sample } from './metrics.js';
 
 export async function nodeMetrics(state: LoopState, pinDir: string): Promise<string> {
   const metrics: Metric[] = [
@@ -39,15 +39,22 @@ export async function nodeMetrics(state: LoopState, pinDir: string): Promise<str
     );
   }
   const p = pinPaths(pinDir);
-  const maps = [];
+  const maps: Sample[] = [];
+  // A pinned map this scrape could not read: its figures are missing below, and this says so
+  // (a scrape never fails for it; the installer's status names the error).
+  const readErrors: Sample[] = [];
+  const failed = (map: string) => (): undefined => {
+    readErrors.push({ labels: { map }, value: 1 });
+    return undefined;
+  };
   for (const m of ALL_MAPS) {
     if (!existsSync(p.map(m))) continue;
-    const n = await mapEntryCount(pinDir, m).catch(() => undefined);
+    const n = await mapEntryCount(pinDir, m).catch(failed(m));
     if (n !== undefined) maps.push({ labels: { map: m }, value: n });
   }
   metrics.push({ name: 'meshlane_map_entries', help: 'entries in each pinned BPF map', type: 'gauge', samples: maps });
   if (existsSync(p.map('ml_counters'))) {
-    const c = await readCounters(pinDir).catch(() => undefined);
+    const c = await readCounters(pinDir).catch(failed('ml_counters'));
     if (c) {
       metrics.push({
         name: 'meshlane_datapath_events_total',
@@ -57,5 +64,6 @@ export async function nodeMetrics(state: LoopState, pinDir: string): Promise<str
       });
     }
   }
+  metrics.push({ name: 'meshlane_map_read_errors', help: 'pinned BPF maps this scrape could not read (1 each; their figures are missing from this scrape; `meshlane status` names the error)', type: 'gauge', samples: readErrors });
   return renderPrometheus(metrics);
 }

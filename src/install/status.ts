@@ -127,6 +127,11 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     problems.push(`cannot list programs on ${cgroupRoot}: ${errorMessage(e)}`);
     return [];
   }) : [];
+  /** A read that failed: the report leaves that figure out and names the failure in its problems. */
+  const cannot = (what: string) => (e: unknown): undefined => {
+    problems.push(`cannot ${what}: ${errorMessage(e)}`);
+    return undefined;
+  };
   const pinnedProgs = existsSync(p.progs) ? readdirSync(p.progs) : [];
   for (const name of ALL_PROGRAMS) {
     const pinned = pinnedProgs.includes(name);
@@ -141,7 +146,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   }
   for (const name of ALL_MAPS) {
     const pinned = existsSync(p.map(name));
-    const entries = pinned ? await mapEntryCount(pinDir, name).catch(() => undefined) : undefined;
+    const entries = pinned ? await mapEntryCount(pinDir, name).catch(cannot(`count the entries of ${p.map(name)}`)) : undefined;
     report.maps.push({ name, pinned, ...(entries !== undefined ? { entries } : {}) });
   }
   // Installed = every map pinned and every cgroup program attached once (the sk_msg program sits
@@ -151,14 +156,14 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   // What takes a pod's TCP traffic: connect4/6, sockops and getsockopt attached.
   const intercepting = report.programs.filter((x) => INTERCEPT_PROGRAMS.includes(x.name)).every((x) => x.attachedTo.length === 1);
   if (report.maps.every((m) => m.pinned)) {
-    const s = await readSettings(pinDir).catch(() => undefined);
+    const s = await readSettings(pinDir).catch(cannot(`read the settings map in ${pinDir}`));
     if (s) {
       const on = (s.flags & 1) !== 0;
       report.settings = { proxyUid: s.proxy_uid || 1337, proxyGid: s.proxy_gid, sockmap: on ? ((s.flags & 2) !== 0 ? 'proxy-only' : 'on') : 'off' };
     }
-    const c = await readCounters(pinDir).catch(() => undefined);
+    const c = await readCounters(pinDir).catch(cannot(`read the counters map in ${pinDir}`));
     if (c) report.counters = Object.fromEntries(COUNTERS.map((k) => [k, c[k].toString()])) as Record<CounterName, string>;
-    const inMaps = await listPodsByCgroup(pinDir).catch(() => []);
+    const inMaps = (await listPodsByCgroup(pinDir).catch(cannot(`list the registered pods in ${pinDir}`))) ?? [];
     const { records, problems: recProblems } = listRecords(stateDir);
     problems.push(...recProblems);
     const tcNames = new Set(TC_PROGRAMS.map((x) => x.name));
