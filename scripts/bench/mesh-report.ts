@@ -4,10 +4,17 @@
 // and its ratio to Istio iptables' added latency, the connection sweep, max
 // requests/s, connection set-up rate, CPU per 1,000 requests, and the targets.
 import { BODY_BYTES, MESH_MODES, MESH_MODE_TITLE, TOPOLOGY_TITLE, type MeshMode, type MeshOptions, type MeshResult, type MeshSample, type Topology } from './mesh.js';
+import { SPECS } from '../../src/install/options.js';
 import { fmtNum, spread, type Spread } from './util.js';
 
 type Dir = 'higher' | 'lower';
 const ML: readonly MeshMode[] = ['ml-off', 'ml-proxy-only', 'ml-on'];
+
+/** The installer's default sockmap setting (its option table), as the mode measured for it. */
+export function defaultMode(): MeshMode {
+  const d = SPECS.find((x) => x.flag === 'sockmap')?.default ?? 'off';
+  return d === 'on' ? 'ml-on' : d === 'proxy-only' ? 'ml-proxy-only' : 'ml-off';
+}
 
 function values(samples: readonly MeshSample[], topo: Topology, metric: string, mode: MeshMode): Map<number, number> {
   const m = new Map<number, number>();
@@ -122,7 +129,41 @@ export interface TargetCheck {
 }
 
 /** The targets, for the `same` topology, per meshlane mode. */
-export function targetChecks(r: MeshResult, o: Pick<MeshOptions, 'connections'>): TargetCheck[] {
+export type FigureOptions = Pick<MeshOptions, 'connections' | 'sweep' | 'maxConns' | 'topologies'>;
+
+/** Every figure of a topology, with the direction that is better: what the clear-difference counts run over. */
+export function figureRows(o: FigureOptions, topo: Topology): Array<Row & { dir: Dir }> {
+  const c = o.connections;
+  const lat = (k: number, ps: readonly (readonly [string, string])[]): Array<Row & { dir: Dir }> => ps.map(([p, label]) => ({ label: `${label} latency, ${k} conns`, metric: `${p}@${k}`, dir: 'lower' }));
+  const rows = lat(c, [['p50', 'p50'], ['p90', 'p90'], ['p99', 'p99'], ['p999', 'p99.9']]);
+  if (topo === 'same') for (const k of o.sweep) if (k !== c) rows.push(...lat(k, [['p50', 'p50'], ['p99', 'p99'], ['p999', 'p99.9']]));
+  for (const k of o.maxConns) rows.push({ label: `max requests/s, ${k} conns`, metric: `rps@${k}`, dir: 'higher' });
+  rows.push({ label: 'connections/s', metric: 'cps', dir: 'higher' });
+  for (const [metric, what] of [['cpuproxy', 'proxies'], ['cpuapp', 'apps'], ['cputotal', 'total']] as const) rows.push({ label: `CPU per 1,000 requests (${what})`, metric, dir: 'lower' });
+  return rows;
+}
+
+/** a against b over every figure of the topology both have: what is clearly better, clearly worse (with the ratio), and how many were compared. */
+export function clearDifferences(r: MeshResult, topo: Topology, a: MeshMode, b: MeshMode, o: FigureOptions): { better: string[]; worse: string[]; compared: number } {
+  const better: string[] = [];
+  const worse: string[] = [];
+  let compared = 0;
+  for (const row of figureRows(o, topo)) {
+    const [sa, sb] = [statOf(r.samples, topo, row.metric, a), statOf(r.samples, topo, row.metric, b)];
+    if (sa.n === 0 || sb.n === 0) continue;
+    compared++;
+    const cmp = compare(sa, sb, row.dir);
+    if (cmp.clear === 'better') better.push(`${row.label} ${cmp.ratio.toFixed(2)}×`);
+    if (cmp.clear === 'worse') worse.push(`${row.label} ${cmp.ratio.toFixed(2)}×`);
+  }
+  return { better, worse, compared };
+}
+
+function measured(r: MeshResult, topo: Topology, m: MeshMode): boolean {
+  return r.samples.some((s) => s.topo === topo && s.mode === m);
+}
+
+export function targetChecks(r: MeshResult, o: FigureOptions): TargetCheck[] {
   const out: TargetCheck[] = [];
   const topo: Topology = 'same';
   const c = o.connections;
@@ -145,7 +186,51 @@ export function targetChecks(r: MeshResult, o: Pick<MeshOptions, 'connections'>)
       out.push({ text: `${t}: max requests/s at ${k} connections ÷ Istio iptables = ${fmtR(cmp.ratio)} (target ≥ 1.10, ranges apart)${cmp.clear === 'better' ? ', clearly' : a.n < 2 || b.n < 2 ? ', one repetition: no range' : ', not clearly'}`, met: cmp.clear === 'better' });
     }
   }
+  // The default against Istio iptables, every figure of every topology measured.
+  const d = defaultMode();
+  const parts: string[] = [];
+  let worse = 0;
+  let any = false;
+  for (const topo of o.topologies) {
+    if (!measured(r, topo, d) || !measured(r, topo, 'iptables')) continue;
+    any = true;
+    const diff = clearDifferences(r, topo, d, 'iptables', o);
+    worse += diff.worse.length;
+    parts.push(`${TOPOLOGY_TITLE[topo]}: clearly worse on ${diff.worse.length} of ${diff.compared} figures${diff.worse.length ? ` (${diff.worse.join('; ')})` : ''}, clearly better on ${diff.better.length}${diff.better.length ? ` (${diff.better.join('; ')})` : ''}`);
+  }
+  if (any) out.push({ text: `the default (${MESH_MODE_TITLE[d]}) is clearly worse than Istio iptables on no figure: ${parts.join('; ')}`, met: worse === 0 });
   return out;
+}
+
+/**
+ * Which sockmap setting the figures support, per topology: a mode that
+ * bypasses TCP/IP is worth it where it is clearly better than sockmap off on
+ * some figure and clearly worse on none. Lines for BENCHMARKS.md.
+ */
+export function sockmapDefault(r: MeshResult, o: FigureOptions): string[] {
+  const L: string[] = [];
+  const supported = new Map<Topology, MeshMode[]>();
+  for (const topo of o.topologies) {
+    if (!measured(r, topo, 'ml-off')) continue;
+    const ok: MeshMode[] = [];
+    for (const m of ['ml-proxy-only', 'ml-on'] as const) {
+      if (!measured(r, topo, m)) continue;
+      const diff = clearDifferences(r, topo, m, 'ml-off', o);
+      const verdict = diff.better.length > 0 && diff.worse.length === 0;
+      if (verdict) ok.push(m);
+      L.push(`- ${TOPOLOGY_TITLE[topo]}, ${MESH_MODE_TITLE[m]} against sockmap off: clearly better on ${diff.better.length} of ${diff.compared} figures${diff.better.length ? ` (${diff.better.join('; ')})` : ''}; clearly worse on ${diff.worse.length}${diff.worse.length ? ` (${diff.worse.join('; ')})` : ''}: ${verdict ? 'worth it here' : 'no case for it here'}.`);
+    }
+    supported.set(topo, ok);
+  }
+  const d = defaultMode();
+  const everywhere = (m: MeshMode): boolean => supported.size > 0 && [...supported.values()].every((ms) => ms.includes(m));
+  const somewhere = (['ml-proxy-only', 'ml-on'] as const).filter((m) => [...supported.values()].some((ms) => ms.includes(m)));
+  let verdict: string;
+  if (d !== 'ml-off' && everywhere(d)) verdict = `The installer's default, ${MESH_MODE_TITLE[d]}, is what these figures support in every topology measured.`;
+  else if (d === 'ml-off' && somewhere.length === 0) verdict = `These figures support the installer's default, **sockmap off**: no sockmap mode was clearly better than off on any figure without being clearly worse on another, in any topology measured. A sockmap mode also depends on kernel behaviour that off never touches (the installer's probe refuses it where the known faults show), so it has to earn its place. \`--sockmap proxy-only\` stays available for workloads whose own measurements show a gain.`;
+  else if (d === 'ml-off') verdict = `The installer's default is **sockmap off**. ${somewhere.map((m) => MESH_MODE_TITLE[m]).join(' and ')} was clearly better than off, and clearly worse on nothing, in: ${[...supported.entries()].filter(([, ms]) => ms.length > 0).map(([topo, ms]) => `${TOPOLOGY_TITLE[topo]} (${ms.map((m) => MESH_MODE_TITLE[m]).join(', ')})`).join('; ')}; the setting is per node and covers every topology, so it is a choice for nodes whose traffic is mostly of that kind, not the default.`;
+  else verdict = `The installer's default, ${MESH_MODE_TITLE[d]}, is **not** supported by these figures in every topology measured: see the lines above.`;
+  return [...L, '', verdict];
 }
 
 /** What the clear-difference rule said, in words. */
@@ -219,6 +304,14 @@ export function renderMesh(r: MeshResult, o: MeshOptions): string[] {
     L.push('');
     const late = Object.entries(r.lateShare).filter(([k, v]) => k.startsWith(`${topo}/`) && v > 0.01);
     if (late.length > 0) L.push(`Requests sent more than 1 ms after they were due (their connection still busy; their latency counts from the due time): ${late.map(([k, v]) => `${k.slice(topo.length + 1)} up to ${(v * 100).toFixed(1)}%`).join('; ')}.`, '');
+  }
+  const sd = sockmapDefault(r, o);
+  if (sd.length > 2) {
+    L.push('### The sockmap default (both sidecars)');
+    L.push('');
+    L.push('Each sockmap mode against sockmap off over every figure above (ratio of the medians; "clearly" = at least 3% and the min–max ranges apart):');
+    L.push('');
+    L.push(...sd, '');
   }
   L.push('### What the verification saw (first repetition)');
   L.push('');

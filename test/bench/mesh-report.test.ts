@@ -2,7 +2,7 @@
 // over the baseline (repetition by repetition), the clear-difference rule, the
 // targets, and the CNI section carried over from the previous BENCHMARKS.md.
 import t from 'tap';
-import { addedOf, compare, statOf, targetChecks } from '../../scripts/bench/mesh-report.js';
+import { addedOf, clearDifferences, compare, defaultMode, sockmapDefault, statOf, targetChecks, type FigureOptions } from '../../scripts/bench/mesh-report.js';
 import type { MeshMode, MeshResult, MeshSample } from '../../scripts/bench/mesh.js';
 import { keptSection } from '../../scripts/bench/report.js';
 import { parseLoad, spread } from '../../scripts/bench/util.js';
@@ -53,7 +53,7 @@ t.test('the targets: added p99, CPU and max requests/s against Istio iptables', 
     ...samples('rps@64', { iptables: [1000, 1300, 990], 'ml-off': [1050, 1060, 1040], 'ml-on': [1200, 1250, 1190] }),
   ];
   const r: MeshResult = { samples: s, verification: {}, refused: {}, lateShare: {}, errors: [] };
-  const checks = targetChecks(r, { connections: 16 });
+  const checks = targetChecks(r, FIG);
   const find = (re: RegExp): boolean | undefined => checks.find((c) => re.test(c.text))?.met;
   t.equal(find(/sockmap off: added p99/), true, 'ml off: added 150 against 200: 0.75 ≤ 0.80');
   t.equal(find(/sockmap on: added p99/), true, 'ml on: 100 against 200');
@@ -64,6 +64,44 @@ t.test('the targets: added p99, CPU and max requests/s against Istio iptables', 
   t.equal(find(/sockmap on: max requests\/s at 16/), true, 'ml on: 1.24, ranges apart');
   t.equal(find(/sockmap on: max requests\/s at 64/), false, 'ml on at 64: the iptables range reaches 1,300: not clearly');
   t.notOk(checks.some((c) => /proxy-only/.test(c.text)), 'no line for a mode that has no samples');
+  t.equal(find(/the default \(meshlane, sockmap off\) is clearly worse than Istio iptables on no figure/), true, 'ml off is nowhere clearly worse');
+});
+
+const FIG: FigureOptions = { connections: 16, sweep: [1, 64], maxConns: [16, 64], topologies: ['same'] };
+
+t.test('the default against Istio iptables: one figure clearly worse fails the target and is named', async (t) => {
+  t.equal(defaultMode(), 'ml-off', "the installer's option table says off");
+  const s: MeshSample[] = [
+    ...samples('cps', { iptables: [1000, 1010, 990], 'ml-off': [800, 810, 790] }),
+    ...samples('p50@16', { iptables: [300, 310, 290], 'ml-off': [200, 205, 210] }),
+    ...samples('p99@64', { iptables: [300, 900, 190], 'ml-off': [200, 205, 210] }),
+  ];
+  const r: MeshResult = { samples: s, verification: {}, refused: {}, lateShare: {}, errors: [] };
+  const d = clearDifferences(r, 'same', 'ml-off', 'iptables', FIG);
+  t.same(d, { better: ['p50 latency, 16 conns 0.68×'], worse: ['connections/s 0.80×'], compared: 3 }, 'p99 at 64: ranges overlap, neither');
+  const check = targetChecks(r, FIG).find((c) => /the default/.test(c.text));
+  t.equal(check?.met, false);
+  t.match(check?.text, /clearly worse on 1 of 3 figures \(connections\/s 0\.80×\)/);
+});
+
+t.test('the sockmap default: a mode must be clearly better somewhere and clearly worse nowhere', async (t) => {
+  const base = (proxyOnlyCps: number[]): MeshResult => ({
+    samples: [
+      ...samples('p50@16', { 'ml-off': [300, 310, 290], 'ml-proxy-only': [200, 205, 210] }),
+      ...samples('cps', { 'ml-off': [1000, 1010, 990], 'ml-proxy-only': proxyOnlyCps }),
+    ],
+    verification: {},
+    refused: {},
+    lateShare: {},
+    errors: [],
+  });
+  const good = sockmapDefault(base([1000, 1005, 995]), FIG);
+  t.match(good[0], /proxy-only against sockmap off: clearly better on 1 of 2 figures \(p50 latency, 16 conns 0\.68×\); clearly worse on 0: worth it here/);
+  t.match(good[good.length - 1], /installer's default is \*\*sockmap off\*\*\. meshlane, sockmap proxy-only was clearly better/);
+  const bad = sockmapDefault(base([700, 705, 710]), FIG);
+  t.match(bad[0], /clearly worse on 1 \(connections\/s 0\.70×\): no case for it here/);
+  t.match(bad[bad.length - 1], /These figures support the installer's default, \*\*sockmap off\*\*/);
+  t.same(sockmapDefault({ samples: samples('cps', { 'ml-off': [1, 2] }), verification: {}, refused: {}, lateShare: {}, errors: [] }, FIG).length, 2, 'no other mode measured: no lines but the verdict');
 });
 
 t.test('keptSection: the CNI section of the previous report, up to the next section', async (t) => {
