@@ -203,6 +203,30 @@ export function targetChecks(r: MeshResult, o: FigureOptions): TargetCheck[] {
 }
 
 /**
+ * The bench's own noise, where two modes run the same datapath: across two
+ * nodes `proxy-only` has no proxy<->proxy socket pair on one node, so when its
+ * verification counted no socket added to the sockhash it runs exactly what
+ * `off` runs, and the spread of their ratios is what noise alone gives.
+ */
+export function noiseFloor(r: MeshResult, o: FigureOptions): { min: number; max: number; figures: number; clear: number } | undefined {
+  const topo: Topology = 'cross';
+  const v = r.verification[`${topo}/ml-proxy-only`];
+  if (v === undefined || !/sockhash added 0,/.test(v) || !measured(r, topo, 'ml-off')) return undefined;
+  const ratios: number[] = [];
+  let clear = 0;
+  for (const row of figureRows(o, topo)) {
+    const [a, b] = [statOf(r.samples, topo, row.metric, 'ml-proxy-only'), statOf(r.samples, topo, row.metric, 'ml-off')];
+    if (a.n === 0 || b.n === 0) continue;
+    const cmp = compare(a, b, row.dir);
+    if (!Number.isFinite(cmp.ratio)) continue;
+    ratios.push(cmp.ratio);
+    if (cmp.clear) clear++;
+  }
+  if (ratios.length === 0) return undefined;
+  return { min: Math.min(...ratios), max: Math.max(...ratios), figures: ratios.length, clear };
+}
+
+/**
  * Which sockmap setting the figures support, per topology: a mode that
  * bypasses TCP/IP is worth it where it is clearly better than sockmap off on
  * some figure and clearly worse on none. Lines for BENCHMARKS.md.
@@ -312,6 +336,13 @@ export function renderMesh(r: MeshResult, o: MeshOptions): string[] {
     L.push('Each sockmap mode against sockmap off over every figure above (ratio of the medians; "clearly" = at least 3% and the min–max ranges apart):');
     L.push('');
     L.push(...sd, '');
+  }
+  const noise = noiseFloor(r, o);
+  if (noise) {
+    L.push('### The noise of this bench');
+    L.push('');
+    L.push(`Across two nodes, \`proxy-only\` put no socket into the sockhash (its verification above: the proxy-to-proxy connection crosses the wire), so it ran the same datapath as sockmap off. Their ratios over the ${noise.figures} figures of that topology, ${noise.min.toFixed(2)} to ${noise.max.toFixed(2)} (${noise.clear} of them a clear difference by the rule above), are what this machine's noise alone gives between two identical modes: read every ratio in this file against that spread, the p99 and p99.9 ones above all.`);
+    L.push('');
   }
   L.push('### What the verification saw (first repetition)');
   L.push('');

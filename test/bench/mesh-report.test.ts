@@ -2,7 +2,7 @@
 // over the baseline (repetition by repetition), the clear-difference rule, the
 // targets, and the CNI section carried over from the previous BENCHMARKS.md.
 import t from 'tap';
-import { addedOf, clearDifferences, compare, defaultMode, sockmapDefault, statOf, targetChecks, type FigureOptions } from '../../scripts/bench/mesh-report.js';
+import { addedOf, clearDifferences, compare, defaultMode, noiseFloor, sockmapDefault, statOf, targetChecks, type FigureOptions } from '../../scripts/bench/mesh-report.js';
 import type { MeshMode, MeshResult, MeshSample } from '../../scripts/bench/mesh.js';
 import { keptSection } from '../../scripts/bench/report.js';
 import { parseLoad, spread } from '../../scripts/bench/util.js';
@@ -123,4 +123,13 @@ t.test('sockmapDecision: the installer\'s --once document says which sockmap mod
   t.same(sockmapDecision('{"datapath":true,"sockmap":{"requested":"on","effective":"off","message":"refused: FIONREAD"}}'), { effective: 'off', message: 'refused: FIONREAD' });
   t.equal(sockmapDecision('{"datapath":true}'), undefined, 'an installer without the probe');
   t.equal(sockmapDecision('not json'), undefined);
+});
+
+t.test('the noise floor: proxy-only against off across nodes, only when nothing joined the sockhash', async (t) => {
+  const cross = (metric: string, byMode: Partial<Record<MeshMode, number[]>>): MeshSample[] => samples(metric, byMode).map((x) => ({ ...x, topo: 'cross' as const }));
+  const s = [...cross('cps', { 'ml-off': [1000, 1010, 990], 'ml-proxy-only': [1100, 1120, 1090] }), ...cross('p50@16', { 'ml-off': [300, 310, 290], 'ml-proxy-only': [270, 330, 300] })];
+  const r = (v: string): MeshResult => ({ samples: s, verification: { 'cross/ml-proxy-only': v }, refused: {}, lateShare: {}, errors: [] });
+  const n = noiseFloor(r("client sidecar: ...; meshlane counters over the run: redirect out 5, getsockopt answered 10, miss 0, sockhash added 0, sk_msg redirected 0"), { ...FIG, topologies: ['cross'] });
+  t.same(n, { min: 1, max: 1100 / 1000, figures: 2, clear: 1 });
+  t.equal(noiseFloor(r('... sockhash added 12, sk_msg redirected 300'), FIG), undefined, 'sockets in the sockhash: not the same datapath');
 });
