@@ -19,6 +19,14 @@ export const MAP_NAMES = {
 export type MapKey = keyof typeof MAP_NAMES;
 export const ALL_MAPS: readonly string[] = Object.values(MAP_NAMES);
 
+/**
+ * Maps whose entries cannot be listed: socket-local storage (ml_sk_netns,
+ * BPF_MAP_TYPE_SK_STORAGE) answers BPF_MAP_GET_NEXT_KEY with ENOTSUPP; its
+ * entries live and die with their sockets. Status and /metrics give no entry
+ * count for them.
+ */
+export const UNCOUNTED_MAPS: ReadonlySet<string> = new Set([MAP_NAMES.netnsBySocket]);
+
 export interface CgroupProgram {
   name: string;
   /** bpftool's word for the attach type in `bpftool cgroup attach CG <type> ...`. */

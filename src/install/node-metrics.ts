@@ -1,7 +1,7 @@
 // What /metrics shows: the installer's state, map entry counts, the datapath counters.
 import { existsSync } from 'node:fs';
 import { COUNTERS } from '../bpf/layout.js';
-import { ALL_MAPS, pinPaths } from '../bpf/names.js';
+import { ALL_MAPS, UNCOUNTED_MAPS, pinPaths } from '../bpf/names.js';
 import { mapEntryCount, readCounters } from '../bpf/registry.js';
 import type { LoopState } from './loop.js';
 import { renderPrometheus, type Metric, type Sample } from './metrics.js';
@@ -48,7 +48,7 @@ export async function nodeMetrics(state: LoopState, pinDir: string): Promise<str
     return undefined;
   };
   for (const m of ALL_MAPS) {
-    if (!existsSync(p.map(m))) continue;
+    if (!existsSync(p.map(m)) || UNCOUNTED_MAPS.has(m)) continue;
     const n = await mapEntryCount(pinDir, m).catch(failed(m));
     if (n !== undefined) maps.push({ labels: { map: m }, value: n });
   }

@@ -5,10 +5,13 @@ import { getSystemErrorMap } from 'node:util';
 
 let names: Map<number, [string, string]> | undefined;
 
+/** The kernel's own errnos (include/linux/errno.h) that bpf(2) returns and libc does not name. */
+const KERNEL_ONLY: ReadonlyMap<number, [string, string]> = new Map([[524, ['ENOTSUPP', 'operation not supported by this object (kernel-internal errno)']]]);
+
 /** errno's name and text: 7 -> ['E2BIG', 'argument list too long']. */
 export function errnoName(errno: number): { name: string; text: string } {
   names ??= getSystemErrorMap();
-  const e = names.get(-Math.abs(errno));
+  const e = names.get(-Math.abs(errno)) ?? KERNEL_ONLY.get(Math.abs(errno));
   return e ? { name: e[0], text: e[1] } : { name: `errno ${Math.abs(errno)}`, text: 'unknown error' };
 }
 

@@ -14,6 +14,7 @@ import { DEFAULT_INTERCEPTION, encodePodConfig } from '../../src/bpf/pod-config.
 import { readPodByCgroup, readPodConfig, registerPod } from '../../src/bpf/registry.js';
 import { distBpfCompatObject, distBpfObject, distBpfObjects, repoRoot } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
+import { collectStatus } from '../../src/install/status.js';
 
 requireRoot('the loader test');
 if (!existsSync(distBpfObject)) throw new Error(`${distBpfObject} is missing: run 'npm run build'`);
@@ -48,6 +49,16 @@ t.test('first install creates every map and attaches every program once', async 
   for (const m of ALL_MAPS) t.ok(existsSync(join(loc.pinDir, 'maps', m)), `map ${m} pinned`);
   t.same(await perHook(), oneEach(), 'exactly one program on each hook');
   t.notOk(existsSync(join(loc.pinDir, 'staging')), 'no staging left');
+  // `meshlane status` lists the build's cgroup programs (ml_sock_create only with the compat one), each attached once.
+  const state = mkdtempSync(join(tmpdir(), 'meshlane-loader-status-'));
+  t.teardown(() => rmSync(state, { recursive: true, force: true }));
+  const st = await collectStatus(loc.pinDir, loc.cgroupDir, state);
+  for (const p of HOOKED_PROGRAMS) {
+    const listed = st.programs.find((x) => x.name === p.name);
+    if (programsOf(loaded).includes(p)) t.equal(listed?.attachedTo.length, 1, `status: ${p.name} attached once`);
+    else t.equal(listed, undefined, `status: ${p.name} not listed (not in this build)`);
+  }
+  t.equal(st.installed, true, `status: installed (problems: ${st.problems.join('; ') || 'none'})`);
 });
 
 t.test('a second install changes nothing and keeps registrations', async (t) => {
