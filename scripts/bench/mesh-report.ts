@@ -128,7 +128,6 @@ export interface TargetCheck {
   met: boolean | undefined;
 }
 
-/** The targets, for the `same` topology, per meshlane mode. */
 export type FigureOptions = Pick<MeshOptions, 'connections' | 'sweep' | 'maxConns' | 'topologies'>;
 
 /** Every figure of a topology, with the direction that is better: what the clear-difference counts run over. */
@@ -143,26 +142,29 @@ export function figureRows(o: FigureOptions, topo: Topology): Array<Row & { dir:
   return rows;
 }
 
-/** a against b over every figure of the topology both have: what is clearly better, clearly worse (with the ratio), and how many were compared. */
-export function clearDifferences(r: MeshResult, topo: Topology, a: MeshMode, b: MeshMode, o: FigureOptions): { better: string[]; worse: string[]; compared: number } {
+/** a against b over every figure of the topology both have: what is clearly better, clearly worse (with the ratio), how many were compared, and every ratio of the medians. */
+export function clearDifferences(r: MeshResult, topo: Topology, a: MeshMode, b: MeshMode, o: FigureOptions): { better: string[]; worse: string[]; compared: number; ratios: number[] } {
   const better: string[] = [];
   const worse: string[] = [];
+  const ratios: number[] = [];
   let compared = 0;
   for (const row of figureRows(o, topo)) {
     const [sa, sb] = [statOf(r.samples, topo, row.metric, a), statOf(r.samples, topo, row.metric, b)];
     if (sa.n === 0 || sb.n === 0) continue;
     compared++;
     const cmp = compare(sa, sb, row.dir);
+    if (Number.isFinite(cmp.ratio)) ratios.push(cmp.ratio);
     if (cmp.clear === 'better') better.push(`${row.label} ${cmp.ratio.toFixed(2)}×`);
     if (cmp.clear === 'worse') worse.push(`${row.label} ${cmp.ratio.toFixed(2)}×`);
   }
-  return { better, worse, compared };
+  return { better, worse, compared, ratios };
 }
 
 function measured(r: MeshResult, topo: Topology, m: MeshMode): boolean {
   return r.samples.some((s) => s.topo === topo && s.mode === m);
 }
 
+/** The targets, for the `same` topology, per meshlane mode, and the default against Istio iptables in every topology. */
 export function targetChecks(r: MeshResult, o: FigureOptions): TargetCheck[] {
   const out: TargetCheck[] = [];
   const topo: Topology = 'same';
@@ -212,26 +214,18 @@ export function noiseFloor(r: MeshResult, o: FigureOptions): { min: number; max:
   const topo: Topology = 'cross';
   const v = r.verification[`${topo}/ml-proxy-only`];
   if (v === undefined || !/sockhash added 0,/.test(v) || !measured(r, topo, 'ml-off')) return undefined;
-  const ratios: number[] = [];
-  let clear = 0;
-  for (const row of figureRows(o, topo)) {
-    const [a, b] = [statOf(r.samples, topo, row.metric, 'ml-proxy-only'), statOf(r.samples, topo, row.metric, 'ml-off')];
-    if (a.n === 0 || b.n === 0) continue;
-    const cmp = compare(a, b, row.dir);
-    if (!Number.isFinite(cmp.ratio)) continue;
-    ratios.push(cmp.ratio);
-    if (cmp.clear) clear++;
-  }
+  const { better, worse, ratios } = clearDifferences(r, topo, 'ml-proxy-only', 'ml-off', o);
   if (ratios.length === 0) return undefined;
-  return { min: Math.min(...ratios), max: Math.max(...ratios), figures: ratios.length, clear };
+  return { min: Math.min(...ratios), max: Math.max(...ratios), figures: ratios.length, clear: better.length + worse.length };
 }
 
 /**
  * Which sockmap setting the figures support, per topology: a mode that
  * bypasses TCP/IP is worth it where it is clearly better than sockmap off on
- * some figure and clearly worse on none. Lines for BENCHMARKS.md.
+ * some figure and clearly worse on none. For BENCHMARKS.md: a line per mode
+ * and topology compared (none when no sockmap mode was measured), and the verdict.
  */
-export function sockmapDefault(r: MeshResult, o: FigureOptions): string[] {
+export function sockmapDefault(r: MeshResult, o: FigureOptions): { lines: string[]; verdict: string } {
   const L: string[] = [];
   const supported = new Map<Topology, MeshMode[]>();
   for (const topo of o.topologies) {
@@ -254,7 +248,7 @@ export function sockmapDefault(r: MeshResult, o: FigureOptions): string[] {
   else if (d === 'ml-off' && somewhere.length === 0) verdict = `These figures support the installer's default, **sockmap off**: no sockmap mode was clearly better than off on any figure without being clearly worse on another, in any topology measured. A sockmap mode also depends on kernel behaviour that off never touches (the installer's probe refuses it where the known faults show), so it has to earn its place. \`--sockmap proxy-only\` stays available for workloads whose own measurements show a gain.`;
   else if (d === 'ml-off') verdict = `The installer's default is **sockmap off**. ${somewhere.map((m) => MESH_MODE_TITLE[m]).join(' and ')} was clearly better than off, and clearly worse on nothing, in: ${[...supported.entries()].filter(([, ms]) => ms.length > 0).map(([topo, ms]) => `${TOPOLOGY_TITLE[topo]} (${ms.map((m) => MESH_MODE_TITLE[m]).join(', ')})`).join('; ')}; the setting is per node and covers every topology, so it is a choice for nodes whose traffic is mostly of that kind, not the default.`;
   else verdict = `The installer's default, ${MESH_MODE_TITLE[d]}, is **not** supported by these figures in every topology measured: see the lines above.`;
-  return [...L, '', verdict];
+  return { lines: L, verdict };
 }
 
 /** What the clear-difference rule said, in words. */
@@ -330,12 +324,12 @@ export function renderMesh(r: MeshResult, o: MeshOptions): string[] {
     if (late.length > 0) L.push(`Requests sent more than 1 ms after they were due (their connection still busy; their latency counts from the due time): ${late.map(([k, v]) => `${k.slice(topo.length + 1)} up to ${(v * 100).toFixed(1)}%`).join('; ')}.`, '');
   }
   const sd = sockmapDefault(r, o);
-  if (sd.length > 2) {
+  if (sd.lines.length > 0) {
     L.push('### The sockmap default (both sidecars)');
     L.push('');
     L.push('Each sockmap mode against sockmap off over every figure above (ratio of the medians; "clearly" = at least 3% and the min–max ranges apart):');
     L.push('');
-    L.push(...sd, '');
+    L.push(...sd.lines, '', sd.verdict, '');
   }
   const noise = noiseFloor(r, o);
   if (noise) {

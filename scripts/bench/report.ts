@@ -250,7 +250,7 @@ export function renderReport(r: ReportInput): string {
     for (const [k, v] of Object.entries(r.mesh.refused)) L.push(`- ${k}: not measured, the installer did not run this mode: ${v}`);
     L.push('');
     const sd = sockmapDefault(r.mesh, r.meshOpts);
-    if (sd.length > 2) L.push(sd[sd.length - 1] ?? '', '');
+    if (sd.lines.length > 0) L.push(sd.verdict, '');
   }
   if (r.net) {
     const rows = summaryRows(r.netOpts);
