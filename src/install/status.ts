@@ -294,7 +294,8 @@ export function renderStatus(r: StatusReport): string {
   lines.push('', 'programs:');
   for (const p of r.programs) lines.push(`  ${p.name.padEnd(14)} ${p.pinned ? `pinned (id ${p.id ?? '?'})` : 'not pinned'}${whereAttached(p)}`);
   lines.push('', 'maps:');
-  for (const m of r.maps) lines.push(`  ${m.name.padEnd(14)} ${m.pinned ? `${m.entries ?? '?'} entries` : 'not pinned'}`);
+  const count = (m: StatusReport['maps'][number]): string => (m.entries !== undefined ? `${m.entries} entries` : UNCOUNTED_MAPS.has(m.name) ? 'per-socket storage (not counted)' : '? entries (see problems)');
+  for (const m of r.maps) lines.push(`  ${m.name.padEnd(14)} ${m.pinned ? count(m) : 'not pinned'}`);
   lines.push('', `pods (${r.pods.length}):`);
   for (const p of r.pods) {
     lines.push(`  ${p.namespace}/${p.name}  ${[p.ipv4, p.ipv6].filter(Boolean).join(' ')}  ${p.registered ? 'registered' : 'NOT REGISTERED'}  proxy uid ${p.proxyUid}${p.dnsCapture ? ', DNS capture' : ''}`);

@@ -523,6 +523,6 @@ t.test('the README covers install, upgrade, uninstall and that the host needs no
   t.match(readme, /## Upgrade/);
   t.match(readme, /## Uninstall/);
   t.match(readme, /kubectl apply -f install\/kubernetes\/uninstall\.yaml/);
-  t.match(readme, /sudo bash scripts\/demo\.sh/);
+  t.match(readme, /bash scripts\/demo\.sh/);
   t.match(readme, /needs no `bpftool`, `tc` or\s+iproute2 on the host/i);
 });
