@@ -63,6 +63,26 @@ export const COMPAT_CGROUP_PROGRAMS: readonly CgroupProgram[] = [
 /** Every cgroup program either object has: a hook is left with the loaded object's program or, when it has none for it, with no meshlane program. */
 export const HOOKED_PROGRAMS: readonly CgroupProgram[] = [...CGROUP_PROGRAMS, ...COMPAT_CGROUP_PROGRAMS];
 
+/**
+ * The cgroup programs a loaded datapath hooks: every build's, plus the compat
+ * build's own where they are pinned (the compat build is the one loaded).
+ */
+export function hooksOfLoaded(pinnedPrograms: readonly string[]): readonly CgroupProgram[] {
+  return [...CGROUP_PROGRAMS, ...COMPAT_CGROUP_PROGRAMS.filter((p) => pinnedPrograms.includes(p.name))];
+}
+
+/**
+ * The hooks of the loaded datapath that do not hold exactly one meshlane
+ * program, each as "<attach type>: <count>" (empty: every hook is right).
+ * `attached` lists the meshlane programs on the cgroup (loader.attachedPrograms).
+ */
+export function wrongHooks(pinnedPrograms: readonly string[], attached: ReadonlyArray<{ attach_type: string }>): string[] {
+  return hooksOfLoaded(pinnedPrograms)
+    .map((p) => ({ p, n: attached.filter((a) => a.attach_type === p.shownAs).length }))
+    .filter(({ n }) => n !== 1)
+    .map(({ p, n }) => `${p.attachType}: ${n}`);
+}
+
 export interface SockmapProgram {
   name: string;
   attachType: 'msg_verdict';

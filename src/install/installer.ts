@@ -7,10 +7,11 @@
 //   3. the settings map (the sockmap mode only after the kernel passed the sockmap probe for it)
 //   4. the plugin's kubeconfig (in a cluster), rewritten when the token rotates
 //   5. the entry in the primary conflist
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { installDatapath, attachedPrograms, removeDatapath, type DatapathLocation, type DatapathObjects, type InstallReport, type ObjectChoice } from '../bpf/loader.js';
-import { CGROUP_PROGRAMS } from '../bpf/names.js';
+import { pinPaths, wrongHooks } from '../bpf/names.js';
+import type { CgroupAttachment } from '../bpf/readback.js';
 import { judgeKernel, type KernelFeatures, type KernelVerdict } from '../bpf/kernel-probe.js';
 import { probeKernel } from '../bpf/probe-kernel.js';
 import { clearKernelRefusal, currentBootId, writeKernelRefusal } from '../node/kernel-refusal.js';
@@ -110,13 +111,13 @@ export class Installer {
     this.loc = { pinDir: opts.pinDir, cgroupDir: this.cgroupRoot };
   }
 
+  /** Which build of the object this kernel takes, from the last probe (unknown: the loader tries the newer first). */
+  private objectChoice: ObjectChoice = {};
+
   /**
    * Probe the kernel and judge it. A refusal is logged once (again only when it
    * changes) and recorded in the state dir for the plugin; a pass clears it.
    */
-  /** Which build of the object this kernel takes, from the last probe (unknown: the loader tries the newer first). */
-  private objectChoice: ObjectChoice = {};
-
   checkKernel(): KernelVerdict {
     const features = (this.env.probeKernel ?? ((dir) => probeKernel({ cgroupDir: dir })))(this.foundCgroupRoot);
     const verdict = judgeKernel(features);
@@ -193,14 +194,25 @@ export class Installer {
     });
   }
 
-  /** Every hook holds exactly one meshlane program. */
+  /**
+   * Every hook of the loaded datapath holds exactly one meshlane program: the
+   * compat build's ml_sock_create too where it was loaded (without it, a 5.10
+   * node's sockets lose their netns cookie and the sockmap and SO_ORIGINAL_DST
+   * lookups miss).
+   */
   async datapathAttached(): Promise<boolean> {
     if (!existsSync(this.opts.pinDir)) return false;
-    const attached = await attachedPrograms(this.cgroupRoot).catch((e: unknown) => {
+    let attached: CgroupAttachment[];
+    try {
+      attached = await attachedPrograms(this.cgroupRoot);
+    } catch (e) {
       this.env.log.warn('cannot list the programs attached to the cgroup root: counted as not attached (the datapath is installed again)', { cgroupRoot: this.cgroupRoot, error: errorMessage(e) });
-      return [];
-    });
-    return CGROUP_PROGRAMS.every((p) => attached.filter((a) => a.attach_type === p.shownAs).length === 1);
+      return false;
+    }
+    const progsDir = pinPaths(this.opts.pinDir).progs;
+    const wrong = wrongHooks(existsSync(progsDir) ? readdirSync(progsDir) : [], attached);
+    if (wrong.length > 0) this.env.log.info('the datapath is not attached as installed: hooks without exactly one meshlane program (the datapath is installed again)', { cgroupRoot: this.cgroupRoot, hooks: wrong });
+    return wrong.length === 0;
   }
 
   /** Write the kubeconfig when in a cluster and its content changed (token rotation). */

@@ -6,7 +6,7 @@ import { fromMapped16 } from '../bpf/addr.js';
 import { pinnedProgram } from '../bpf/readback.js';
 import { COUNTERS, POD_F, type CounterName } from '../bpf/layout.js';
 import { attachedPrograms } from '../bpf/loader.js';
-import { ALL_MAPS, ALL_PROGRAMS, CGROUP_PROGRAMS, COMPAT_CGROUP_PROGRAMS, TC_PROGRAMS, UNCOUNTED_MAPS, pinPaths } from '../bpf/names.js';
+import { ALL_MAPS, ALL_PROGRAMS, TC_PROGRAMS, UNCOUNTED_MAPS, hooksOfLoaded, pinPaths } from '../bpf/names.js';
 import { listPodsByCgroup, mapEntryCount, readCounters, readSettings } from '../bpf/registry.js';
 import { listRecords, type AttachmentRecord } from '../node/records.js';
 import { readKernelRefusal } from '../node/kernel-refusal.js';
@@ -134,7 +134,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   };
   const pinnedProgs = existsSync(p.progs) ? readdirSync(p.progs) : [];
   // The compat build's own cgroup programs (ml_sock_create, kernels before 5.15) count where it was loaded: they are pinned then.
-  const compat = COMPAT_CGROUP_PROGRAMS.map((x) => x.name).filter((n) => pinnedProgs.includes(n));
+  const compat = hooksOfLoaded(pinnedProgs).map((x) => x.name).filter((n) => !ALL_PROGRAMS.includes(n));
   for (const name of [...ALL_PROGRAMS, ...compat]) {
     const pinned = pinnedProgs.includes(name);
     let id: number | undefined;
@@ -153,7 +153,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
   }
   // Installed = every map pinned and every cgroup program attached once (the sk_msg program sits
   // on the sockhash and the tc programs on pod interfaces, so neither is on the cgroup).
-  const cgroupProgs = new Set([...CGROUP_PROGRAMS.map((x) => x.name), ...compat]);
+  const cgroupProgs = new Set(hooksOfLoaded(pinnedProgs).map((x) => x.name));
   report.installed = report.maps.every((m) => m.pinned) && report.programs.filter((x) => cgroupProgs.has(x.name)).every((x) => x.attachedTo.length === 1);
   // What takes a pod's TCP traffic: connect4/6, sockops and getsockopt attached.
   const intercepting = report.programs.filter((x) => INTERCEPT_PROGRAMS.includes(x.name)).every((x) => x.attachedTo.length === 1);
