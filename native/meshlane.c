@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 
 #define CHECK(call) do { if ((call) != napi_ok) return NULL; } while (0)
 
@@ -154,6 +155,27 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return num(env, close(fd) < 0 ? -errno : 0);
 }
 
+// rawGetsockopt(family, level, optname, bytes): getsockopt on a raw socket of
+// `family` opened for the call, in the calling thread's netns (legacy
+// iptables' IPT_SO_GET_INFO / IPT_SO_GET_ENTRIES: read-only). `bytes` carries
+// the request in and the answer out. The answer's length, or -errno.
+static napi_value js_raw_getsockopt(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  int32_t family, level, optname;
+  void *data;
+  size_t len;
+  if (args(env, info, 4, argv) || get_i32(env, argv[0], &family) || get_i32(env, argv[1], &level) || get_i32(env, argv[2], &optname) ||
+      get_bytes(env, argv[3], &data, &len))
+    return fail(env, "rawGetsockopt(family, level, optname, Uint8Array)");
+  int fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) return num(env, -errno);
+  socklen_t optlen = (socklen_t)len;
+  int r = getsockopt(fd, level, optname, data, &optlen);
+  int err = r < 0 ? errno : 0;
+  close(fd);
+  return num(env, err ? -err : (int64_t)optlen);
+}
+
 #include "sockmap_probe.h"
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -161,7 +183,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "bpf", js_bpf }, { "addressOf", js_address_of }, { "setns", js_setns },
     { "ifNameToIndex", js_if_nametoindex }, { "netlinkSocket", js_netlink_socket },
     { "raiseMemlock", js_raise_memlock }, { "send", js_send }, { "recv", js_recv }, { "close", js_close },
-    { "sockmapProbe", js_sockmap_probe },
+    { "sockmapProbe", js_sockmap_probe }, { "rawGetsockopt", js_raw_getsockopt },
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     napi_value f;
@@ -171,7 +193,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value v;
   CHECK(napi_create_int32(env, (int32_t)sizeof(union bpf_attr), &v));
   CHECK(napi_set_named_property(env, exports, "bpfAttrSize", v));
-  CHECK(napi_create_int32(env, 2, &v));
+  CHECK(napi_create_int32(env, 3, &v));
   CHECK(napi_set_named_property(env, exports, "abi", v));
   return exports;
 }

@@ -105,7 +105,6 @@ function buildNative() {
 // appended to the executable after the SEA blob and compiled only when used:
 //   cli     src/cli/run.ts: the command line and the installer (with its libraries)
 //   kube    src/kube/index.ts: the API client, for pods whose annotations do not decide
-//   iptables src/sys/iptables.ts: the probe for Istio's rules (execa), for TPROXY pods only
 //   native  the native module's bytes (src/sys/native-embedded.ts)
 //   bpf     the eBPF object (the installer's `import ... from '*.o'`)
 //   bpfCompat  the same for kernels before 5.15 (dist/bpf/meshlane-compat.o)
@@ -113,10 +112,9 @@ function buildNative() {
 const PARTS_RUNTIME = join(root, 'scripts/bundle/parts.mjs');
 const LAZY_BUILTINS = join(root, 'scripts/bundle/lazy-builtins.mjs');
 const SCRIPT_PARTS = {
-  main: { entry: 'src/main.ts', out: 'meshlane.cjs', lazy: { 'src/cli/run.ts': 'cli', 'src/kube/index.ts': 'kube', 'src/sys/iptables.ts': 'iptables' }, lazyBuiltins: true },
+  main: { entry: 'src/main.ts', out: 'meshlane.cjs', lazy: { 'src/cli/run.ts': 'cli', 'src/kube/index.ts': 'kube' }, lazyBuiltins: true },
   cli: { entry: 'src/cli/run.ts', out: 'meshlane-cli.cjs', lazy: {}, lazyBuiltins: false },
   kube: { entry: 'src/kube/index.ts', out: 'meshlane-kube.cjs', lazy: {}, lazyBuiltins: false },
-  iptables: { entry: 'src/sys/iptables.ts', out: 'meshlane-iptables.cjs', lazy: {}, lazyBuiltins: false },
 };
 
 /** esbuild plugin: the imports of a lazy part load it through parts.mjs; embedded bytes are read from parts. */

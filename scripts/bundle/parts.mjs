@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 export const MAGIC = 'MLPARTS1';
 /** Where each part is when there is no trailer (relative to the bundle's directory, dist/). */
-export const PART_FILES = { cli: 'meshlane-cli.cjs', kube: 'meshlane-kube.cjs', iptables: 'meshlane-iptables.cjs', native: 'native/meshlane.node', bpf: 'bpf/meshlane.o', bpfCompat: 'bpf/meshlane-compat.o' };
+export const PART_FILES = { cli: 'meshlane-cli.cjs', kube: 'meshlane-kube.cjs', native: 'native/meshlane.node', bpf: 'bpf/meshlane.o', bpfCompat: 'bpf/meshlane-compat.o' };
 
 let index;
 

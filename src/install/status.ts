@@ -14,7 +14,7 @@ import { ISTIO_CNI_TYPE } from './cniconf/files.js';
 import { parseCniConfig } from './cniconf/validity.js';
 import { readTotals, totalsPath, type ReconcileTotals } from './reconcile.js';
 import { readSockmapRecord, type SockmapRecord } from './sockmap-state.js';
-import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/iptables.js';
+import { probeIstioRules, type IstioRulesProbe, type IstioRulesState } from '../sys/istio-rules.js';
 import { errorMessage } from '../describe-error.js';
 
 export const STATUS_VERSION = 1;
@@ -171,7 +171,7 @@ export async function collectStatus(pinDir: string, cgroupRoot: string, stateDir
     const tcNames = new Set(TC_PROGRAMS.map((x) => x.name));
     const podInterfaces = { attached: records.filter((r) => r.tc?.attached === true).length, of: records.length };
     for (const prog of report.programs) if (tcNames.has(prog.name)) prog.podInterfaces = podInterfaces;
-    const probes = await probeAll(records);
+    const probes = probeAll(records);
     for (const [i, r] of records.entries()) {
       const entry = inMaps.find((m) => m.cgroupId.toString() === r.cgroupId);
       const registered = entry !== undefined && (entry.pod.flags & POD_F.MESHED) !== 0;
@@ -235,18 +235,9 @@ export function nodeMode(pods: readonly Pick<PodStatus, 'istioRules'>[]): NodeMo
   return { mode, podsWithIstioRules, podsWithoutIstioRules, podsUnknown };
 }
 
-/** Probe every record's netns, a few at a time (each probe is a handful of short, bounded commands). */
-async function probeAll(records: readonly AttachmentRecord[], concurrency = 8): Promise<IstioRulesProbe[]> {
-  const out: IstioRulesProbe[] = new Array<IstioRulesProbe>(records.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < records.length) {
-      const i = next++;
-      out[i] = await probeIstioRules(records[i]?.netns).catch((e: unknown) => ({ state: 'unknown' as const, hooked: [], detail: errorMessage(e) }));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, records.length) }, worker));
-  return out;
+/** Read every record's netns (in-process and synchronous: a few syscalls per pod). */
+function probeAll(records: readonly AttachmentRecord[]): IstioRulesProbe[] {
+  return records.map((r) => probeIstioRules(r.netns));
 }
 
 const NODE_MODE_TEXT: Record<NodeModeSummary['mode'], string> = {

@@ -12,6 +12,7 @@ import { isPodUid } from '../sys/pod-cgroup.js';
 import { acquireLock, LockTimeoutError } from '../sys/lock.js';
 import { mkdirp } from '../sys/mkdirp.js';
 import { preloadNative } from '../sys/native.js';
+import { probeIstioRules } from '../sys/istio-rules.js';
 import { parsePluginConfig, type PluginConfig } from './config.js';
 import { datapathInstalled } from '../node/datapath.js';
 import { readKernelRefusal } from '../node/kernel-refusal.js';
@@ -67,8 +68,7 @@ function podName(req: CniRequest): { namespace: string; name: string; uid: strin
  * istio-cni" is read from the pod's own netns (Istio's chains hooked in its
  * nat table), so a pod is passed through only when it really is intercepted;
  * alone (no rules there) the ADD goes on and refuses TPROXY (code 100). The
- * only CNI call that runs other processes (nsenter + iptables-save), and only
- * for TPROXY pods.
+ * nat tables are read in-process (src/sys/istio-rules.ts): no tool of the host.
  */
 async function tproxyBesideIstioCni(req: CniRequest, annotations: Record<string, string>): Promise<boolean> {
   let mode;
@@ -79,9 +79,7 @@ async function tproxyBesideIstioCni(req: CniRequest, annotations: Record<string,
     return false; // an invalid value: the registration refuses it with the annotation named
   }
   if (mode !== 'TPROXY') return false;
-  // Loaded only here: the probe runs processes (execa), which no other CNI call needs.
-  const { probeIstioRules } = await import('../sys/iptables.js');
-  const probe = await probeIstioRules(req.netns);
+  const probe = probeIstioRules(req.netns);
   if (probe.state !== 'present') {
     req.log.info('TPROXY pod without Istio\'s rules in its netns: refusing it (meshlane alone cannot do TPROXY)', { istioRules: probe.state, detail: probe.detail });
     return false;

@@ -1,5 +1,5 @@
 // The native module (native/meshlane.c): the syscalls the CNI plugin makes
-// itself (bpf, setns, netlink), so that no process runs on the pod path.
+// itself (bpf, setns, netlink, legacy iptables' read-only getsockopt), so that no process runs on the pod path.
 //
 // In the single executable its bytes are one of the parts appended to the
 // executable (scripts/build.mjs, ./native-embedded.ts). Node cannot dlopen from
@@ -32,11 +32,13 @@ export interface NativeModule {
   raiseMemlock(): number;
   /** The sockmap fault probe (native/sockmap_probe.h): its own sockhash, program and loopback sockets; the raw findings. */
   sockmapProbe(timeoutMs: number): unknown;
+  /** getsockopt on a raw socket of `family` opened for the call in the thread's netns; `bytes` in and out. The answer's length, or -errno. */
+  rawGetsockopt(family: number, level: number, optname: number, bytes: Uint8Array): number;
   readonly bpfAttrSize: number;
   readonly abi: number;
 }
 
-const ABI = 2;
+const ABI = 3;
 // Linux: __O_TMPFILE | O_DIRECTORY (Node's fs.constants has no O_TMPFILE).
 const O_TMPFILE = 0o20000000 | constants.O_DIRECTORY;
 

@@ -49,17 +49,22 @@ function writeAttrs(out: Uint8Array, view: DataView, at: number, attrs: readonly
   return at;
 }
 
-/** Attributes of a message body after its `skip`-byte family header, by type (the last of a type wins). */
-export function parseAttrs(body: Uint8Array, skip = 0): Map<number, Uint8Array> {
-  const out = new Map<number, Uint8Array>();
+/** Attributes of a message body after its `skip`-byte family header, in order (nested ones as raw bytes; the NLA_F_NESTED and byte-order flags dropped from the type). */
+export function parseAttrList(body: Uint8Array, skip = 0): Array<{ type: number; data: Uint8Array }> {
+  const out: Array<{ type: number; data: Uint8Array }> = [];
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   for (let at = align4(skip); at + 4 <= body.length; ) {
     const len = view.getUint16(at, true);
     if (len < 4 || at + len > body.length) break;
-    out.set(view.getUint16(at + 2, true) & 0x3fff, body.subarray(at + 4, at + len));
+    out.push({ type: view.getUint16(at + 2, true) & 0x3fff, data: body.subarray(at + 4, at + len) });
     at += align4(len);
   }
   return out;
+}
+
+/** Attributes of a message body after its `skip`-byte family header, by type (the last of a type wins). */
+export function parseAttrs(body: Uint8Array, skip = 0): Map<number, Uint8Array> {
+  return new Map(parseAttrList(body, skip).map((a) => [a.type, a.data]));
 }
 
 export const u32Attr = (type: number, v: number): Attr => {

@@ -1,8 +1,9 @@
 // What a CNI call compiles: the main script of the executable holds the plugin's
-// path only. The installer and CLI, the CRI client, the Kubernetes client and
-// the probe for Istio's rules (with execa) are parts loaded on first use, so a
-// plugin-path import of one of them (even a static import for a rare case)
-// fails here instead of costing every CNI call its start-up.
+// path only. The installer and CLI (with execa), the CRI client and the
+// Kubernetes client are parts loaded on first use, so a plugin-path import of
+// one of them (even a static import for a rare case) fails here instead of
+// costing every CNI call its start-up. And the plugin's path runs no process:
+// the main script holds no way to start one.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
@@ -23,8 +24,7 @@ const MARKERS: Array<[what: string, marker: string, part: string]> = [
   ['the installer', 'serving /healthz', 'meshlane-cli.cjs'],
   ['the CRI client', 'ListPodSandbox', 'meshlane-cli.cjs'],
   ['the Kubernetes client', 'service account token was refused', 'meshlane-kube.cjs'],
-  ['execa', 'execa', 'meshlane-iptables.cjs'],
-  ["the probe for Istio's rules", 'iptables-save', 'meshlane-iptables.cjs'],
+  ['execa', 'execa', 'meshlane-cli.cjs'],
 ];
 
 for (const [what, marker, part] of MARKERS) {
@@ -36,4 +36,10 @@ for (const [what, marker, part] of MARKERS) {
 
 t.test('the main script stays small', async (t) => {
   t.ok(main.length < 160_000, `dist/meshlane.cjs is ${main.length} bytes (a CNI call compiles all of it)`);
+});
+
+t.test('the main script starts no process and names no host tool', async (t) => {
+  for (const word of ['child_process', 'execa', 'nsenter', 'iptables-save', 'iptables-legacy-save', 'bpftool', '"tc"']) {
+    t.notOk(main.includes(word), `dist/meshlane.cjs holds no ${JSON.stringify(word)}`);
+  }
 });

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pod } from '../../testing/sandbox/node.js';
 import { run } from '../../src/sys/exec.js';
-import { parseNatSave } from '../../src/sys/iptables.js';
+import { parseNatSave } from './nat-save.js';
 import { upstreamFixtures } from './paths.js';
 
 export const GOLDEN_DIR = join(upstreamFixtures, 'istio-plugin-iptables-golden');

@@ -24,7 +24,7 @@ import type { InterceptionConfig } from '../../src/bpf/pod-config.js';
 import { collectStatus, nodeMode, renderStatus } from '../../src/install/status.js';
 import { interceptionFromAnnotations } from '../../src/mesh/index.js';
 import { STATE_VERSION, writeRecord } from '../../src/node/records.js';
-import { probeIstioRules } from '../../src/sys/iptables.js';
+import { probeIstioRules } from '../../src/sys/istio-rules.js';
 import { GOLDEN_ANNOTATIONS, applyGolden, inNetns } from '../helpers/istio-golden.js';
 import { requireRoot } from '../helpers/root.js';
 import { APP, PROXY, counters, datapathNode, delta, describe, install, register, startInboundProxy, startServer, summary, until, type Counters } from '../helpers/datapath.js';
@@ -372,7 +372,7 @@ void t.test('phase 1: eBPF attached on top of Istio\'s rules', async (t) => {
     t.match(text, /default\/d .*\n\s+mode: eBPF only; Istio rules absent/);
     t.same(nodeMode(st.pods.filter((p) => p.istioRules === 'present')).mode, 'beside-istio-cni');
     t.same(nodeMode(st.pods.filter((p) => p.istioRules === 'absent')).mode, 'alone');
-    const probeE = await probeIstioRules(e.netnsPath);
+    const probeE = probeIstioRules(e.netnsPath);
     t.equal(probeE.state, 'absent', 'a pod netns without any rules: absent');
     t.same(await inNetns(e, 'cat', ['/proc/net/ip_tables_names']).catch(() => ''), '', 'probing created no legacy table in the netns');
   });

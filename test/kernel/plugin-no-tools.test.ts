@@ -20,6 +20,7 @@ import { ML_MAX_PODS } from '../../src/bpf/layout.js';
 import { hasClsact } from '../../src/sys/tc.js';
 import { cniPluginDir, distExe, requireBuiltExe, upstreamFixtures } from '../helpers/paths.js';
 import { requireRoot } from '../helpers/root.js';
+import { GOLDEN_DIR } from '../helpers/istio-golden.js';
 
 requireRoot('the plugin test without host tools');
 requireBuiltExe();
@@ -183,4 +184,29 @@ t.test('the native module cannot be loaded: sidecar pods fail with code 5, other
   const [bridged, passed] = await chainAddEach(list, list.plugins, plain.rt, undefined);
   t.same(passed, bridged, 'a pod the mesh does not own: prevResult handed on');
   for (const p of [...list.plugins].reverse()) await execPlugin('DEL', list, p, plain.rt, passed);
+});
+
+t.test('with PATH empty: a TPROXY pod beside Istio\'s rules (nft or legacy) is passed through; alone it is refused', async (t) => {
+  const list = conflist();
+  const base = fixture('istio-sidecar-cni-native.json');
+  const tproxy: FixturePod = { metadata: { ...base.metadata, annotations: { ...base.metadata.annotations, 'sidecar.istio.io/interceptionMode': 'TPROXY' } } };
+  const golden = readFileSync(join(GOLDEN_DIR, 'tproxy.txt.golden'), 'utf8');
+  for (const restore of ['iptables-nft-restore', 'iptables-legacy-restore']) {
+    const sb = await sandbox(tproxy);
+    // istio-cni's rules, put there before meshlane's ADD as istio-cni (earlier in the chain) would (the test's tools, not the plugin's).
+    execFileSync('nsenter', [`--net=${sb.netnsPath}`, '--', restore, '--noflush'], { input: golden });
+    const [fromBridge, fromMeshlane] = await chainAddEach(list, list.plugins, sb.rt, undefined);
+    t.same(fromMeshlane, fromBridge, `${restore}: passed through, prevResult unchanged`);
+    t.same(await counts(), { cg: 0, ip: 0 }, `${restore}: nothing registered`);
+    t.match(readFileSync(join(n.stateDir, 'meshlane.log'), 'utf8'), /TPROXY pod beside istio-cni: passing it through untouched/);
+    for (const p of [...list.plugins].reverse()) await execPlugin('DEL', list, p, sb.rt, fromMeshlane);
+  }
+  const alone = await sandbox(tproxy);
+  const [fromBridge] = await chainAddEach(list, list.plugins.slice(0, 1), alone.rt, undefined);
+  const err = await execPlugin('ADD', list, list.plugins[1] as Json, alone.rt, fromBridge).then(() => undefined, (e: unknown) => e);
+  t.ok(err instanceof PluginError, 'alone: ADD fails');
+  const out = JSON.parse((err as PluginError).stdout) as Json;
+  t.equal(out['code'], 100, String(out['msg']));
+  t.match(String(out['msg']), /TPROXY/);
+  await execPlugin('DEL', list, list.plugins[0] as Json, alone.rt, fromBridge);
 });

@@ -80,7 +80,7 @@ const FIXTURE_TESTS = [
   'test/kube/kubeconfig.test.ts',
   'test/mesh/fixtures.test.ts',
   'test/mesh/golden.test.ts',
-  'test/sys/iptables.test.ts',
+  'test/sys/nat-save.test.ts',
 ];
 
 t.test('the fixture tests pass in a copy with nothing beside it', async (t) => {

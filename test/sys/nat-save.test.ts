@@ -1,10 +1,9 @@
-// Reading Istio's iptables rules out of an `iptables-save -t nat` dump
-// (src/sys/iptables.ts), without root: the parser on real dumps, and the
-// answers that need no netns.
+// The tests' oracle for Istio's rules, an `iptables-save -t nat` dump read as
+// text (test/helpers/nat-save.ts), without root: the parser on real dumps.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseNatSave, probeIstioRules } from '../../src/sys/iptables.js';
+import { parseNatSave } from '../helpers/nat-save.js';
 import { upstreamFixtures } from '../helpers/paths.js';
 
 const golden = (f: string): string => readFileSync(join(upstreamFixtures, 'istio-plugin-iptables-golden', f), 'utf8');
@@ -57,12 +56,4 @@ t.test('Istio\'s own restore input (the goldens) parses the same way', async (t)
   }
   // tproxy: ISTIO_INBOUND hangs off mangle PREROUTING; nat only has ISTIO_OUTPUT hooked.
   t.same(parseNatSave(golden('tproxy.txt.golden')).hooked, ['ISTIO_OUTPUT']);
-});
-
-t.test('no netns, or a gone one: unknown, without running anything', async (t) => {
-  t.equal((await probeIstioRules(undefined)).state, 'unknown');
-  t.equal((await probeIstioRules('')).state, 'unknown');
-  const gone = await probeIstioRules('/var/run/netns/meshlane-test-no-such-netns');
-  t.equal(gone.state, 'unknown');
-  t.match(gone.detail, /is gone/);
 });
