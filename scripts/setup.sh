@@ -11,7 +11,8 @@ fi
 
 # clang/llvm/libbpf-dev build bpf/; bpftool loads and pins; iproute2 makes the
 # sandbox netns and veths; containernetworking-plugins are the primary CNI the
-# plugin chains after; iptables is Istio's baseline; socat is a test peer;
+# plugin chains after; iptables is Istio's baseline, and nftables (the nft
+# tool) writes Istio's native nftables ruleset in the rules-reader tests; socat is a test peer;
 # gcc/libc6-dev build the C test programs in testing/tools; openssl makes the test
 # certificates of the Kubernetes API tests; containerd (with ctr and its runc
 # shim), runc and busybox-static run the end-to-end test's private containerd
@@ -20,7 +21,7 @@ fi
 # haproxy (the benchmark's sidecars and server app), wrk (closed-loop load) and
 # iperf3 (throughput) are what `npm run bench` runs (its open-loop load
 # generator is testing/tools/mlload.c, built with gcc).
-APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables socat gcc libc6-dev openssl containerd runc busybox-static qemu-system-x86 haproxy wrk iperf3)
+APT_PACKAGES=(clang llvm bpftool libbpf-dev iproute2 containernetworking-plugins iptables nftables socat gcc libc6-dev openssl containerd runc busybox-static qemu-system-x86 haproxy wrk iperf3)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

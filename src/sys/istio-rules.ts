@@ -1,17 +1,18 @@
 // Are Istio's iptables rules (istio-cni / istio-init: chains ISTIO_OUTPUT and
 // ISTIO_INBOUND hooked into the nat table) in a pod's netns? Read in-process
 // and read-only, with no tool of the host: the main thread enters the netns
-// (netns.inNetns) and reads both iptables backends there, since istio-cni
-// uses whichever the node uses:
+// (netns.inNetns) and reads every backend Istio may have used there:
 // - iptables-nft: the nf_tables tables "nat" of family ip and ip6, over
 //   nfnetlink (./nft-rules.ts);
+// - Istio's native nftables ruleset (inet istio-proxy-nat: istio-output,
+//   istio-inbound), the same way;
 // - iptables-legacy: the x_tables nat tables through getsockopt (./xtables.ts),
 //   only where the netns has one already.
 import { NetnsGoneError, inNetns } from './netns.js';
 import { NetlinkSocket } from './netlink.js';
-import { NETLINK_NETFILTER, NFPROTO, readNftNat } from './nft-rules.js';
+import { NETLINK_NETFILTER, NFPROTO, readNftNat, type NftNatTable } from './nft-rules.js';
 import { XT_FAMILIES, readLegacyNat } from './xtables.js';
-import type { NatTableView } from './nat-view.js';
+import { isIstioChain, type NatTableView } from './nat-view.js';
 import { errorMessage } from '../describe-error.js';
 
 export type IstioRulesState = 'present' | 'absent' | 'unknown';
@@ -24,14 +25,24 @@ export interface IstioRulesProbe {
   detail: string;
 }
 
-interface Lister {
-  label: string;
-  read(): NatTableView | undefined;
+/** One table read: where (for the detail line), the tag of its hooked chains, and what it holds. */
+interface Found {
+  where: string;
+  tag: string;
+  view: NatTableView;
 }
 
+interface Lister {
+  label: string;
+  read(): Found[];
+}
+
+const nftFound = (tag: string, family: string) => (tables: NftNatTable[]): Found[] =>
+  tables.map(({ table, view }) => ({ where: family === 'inet' ? `nftables inet ${table}` : `${tag} ${table}`, tag, view }));
+
 /**
- * Look at the nat tables of the netns at `netnsPath`. 'present' when an Istio
- * chain is hooked into nat OUTPUT or PREROUTING in any family or backend;
+ * Look at the nat tables of the netns at `netnsPath`. 'present' when one of
+ * Istio's entry chains is hooked into nat output or prerouting in any family or backend;
  * 'absent' when at least one backend could be read and none shows that;
  * 'unknown' when the netns is missing or nothing could be read.
  */
@@ -46,27 +57,34 @@ export function probeIstioRules(netnsPath: string | undefined): IstioRulesProbe 
       let sock: NetlinkSocket | undefined;
       const nft = (): NetlinkSocket => (sock ??= NetlinkSocket.open(NETLINK_NETFILTER, `the netns ${netnsPath}`));
       const listers: Lister[] = [
-        { label: 'iptables-nft', read: () => readNftNat(nft(), NFPROTO.ipv4) },
-        { label: 'ip6tables-nft', read: () => readNftNat(nft(), NFPROTO.ipv6) },
-        { label: XT_FAMILIES.ipv4.label, read: () => readLegacyNat(XT_FAMILIES.ipv4, `the netns ${netnsPath}`) },
-        { label: XT_FAMILIES.ipv6.label, read: () => readLegacyNat(XT_FAMILIES.ipv6, `the netns ${netnsPath}`) },
+        { label: 'iptables-nft', read: () => nftFound('iptables-nft', 'ip')(readNftNat(nft(), NFPROTO.ipv4)) },
+        { label: 'ip6tables-nft', read: () => nftFound('ip6tables-nft', 'ip6')(readNftNat(nft(), NFPROTO.ipv6)) },
+        { label: 'nftables', read: () => nftFound('nftables', 'inet')(readNftNat(nft(), NFPROTO.inet)) },
+        ...[XT_FAMILIES.ipv4, XT_FAMILIES.ipv6].map((fam) => ({
+          label: fam.label,
+          read: (): Found[] => {
+            const view = readLegacyNat(fam, `the netns ${netnsPath}`);
+            return view ? [{ where: `${fam.label} nat`, tag: fam.label, view }] : [];
+          },
+        })),
       ];
       try {
         for (const l of listers) {
-          let view: NatTableView | undefined;
+          let tables: Found[];
           try {
-            view = l.read();
+            tables = l.read();
           } catch (err) {
             failures.push(`${l.label}: ${errorMessage(err)}`);
             continue;
           }
           listed++;
-          if (!view) continue;
-          if (view.hooked.length > 0) {
-            for (const h of view.hooked) hooked.push(`${h}@${l.label}`);
-            found.push(`${view.hooked.join('+')} hooked (${view.istioRules} rules) in ${l.label} nat`);
-          } else if (view.chains.some((c) => c.startsWith('ISTIO_'))) {
-            found.push(`ISTIO_* chains without a hook in ${l.label} nat`);
+          for (const { where, tag, view } of tables) {
+            if (view.hooked.length > 0) {
+              for (const h of view.hooked) hooked.push(`${h}@${tag}`);
+              found.push(`${view.hooked.join('+')} hooked (${view.istioRules} rules) in ${where}`);
+            } else if (view.chains.some(isIstioChain)) {
+              found.push(`Istio chains without a hook in ${where}`);
+            }
           }
         }
       } finally {

@@ -1,21 +1,36 @@
 // What the probe for Istio's rules learns from one nat table (one family, one
-// iptables backend), whichever way it was read: the chains, which Istio chains
-// the built-in chains jump to, and how many rules Istio's chains hold.
+// backend), whichever way it was read: the chains, which of Istio's entry
+// chains the nat hooks jump to, and how many rules Istio's chains hold.
+//
+// Istio names its chains two ways: ISTIO_OUTPUT / ISTIO_INBOUND with iptables
+// (either backend), istio-output / istio-inbound in its native nftables
+// ruleset (table inet istio-proxy-nat).
 
 export const ISTIO_NAT_CHAINS = { output: 'ISTIO_OUTPUT', inbound: 'ISTIO_INBOUND' } as const;
+/** Istio's entry chain per nat hook, in both spellings. */
+const ENTRY_CHAINS: Record<NatHook, readonly string[]> = {
+  output: [ISTIO_NAT_CHAINS.output, 'istio-output'],
+  prerouting: [ISTIO_NAT_CHAINS.inbound, 'istio-inbound'],
+};
+
+export type NatHook = 'output' | 'prerouting';
+
+/** A chain of Istio's (either spelling). */
+export const isIstioChain = (name: string): boolean => name.startsWith('ISTIO_') || name.startsWith('istio-');
 
 export interface NatTableView {
-  /** The table's chains (built-in and user-defined). */
+  /** The table's chains (built-in/base and user-defined). */
   chains: string[];
-  /** Istio chains that nat OUTPUT / PREROUTING jump to (or go to). */
+  /** Istio's entry chains that the nat OUTPUT / PREROUTING hooks jump to (or go to). */
   hooked: string[];
-  /** Number of rules in Istio's chains (ISTIO_*), without a user chain's closing RETURN. */
+  /** Number of rules in Istio's chains, without a legacy user chain's closing RETURN. */
   istioRules: number;
 }
 
-/** One rule of the nat table, as far as the probe cares: its chain and the chain it jumps to, if any. */
+/** One rule of the table, as far as the probe cares: its chain, the nat hook that chain sits on (if any), the chain it jumps to (if any). */
 export interface NatRule {
   chain: string;
+  hook: NatHook | undefined;
   jumpTo: string | undefined;
 }
 
@@ -24,9 +39,8 @@ export function natView(chains: readonly string[], rules: readonly NatRule[]): N
   const hooked = new Set<string>();
   let istioRules = 0;
   for (const r of rules) {
-    if (r.chain.startsWith('ISTIO_')) istioRules++;
-    if (r.chain === 'OUTPUT' && r.jumpTo === ISTIO_NAT_CHAINS.output) hooked.add(r.jumpTo);
-    if (r.chain === 'PREROUTING' && r.jumpTo === ISTIO_NAT_CHAINS.inbound) hooked.add(r.jumpTo);
+    if (isIstioChain(r.chain)) istioRules++;
+    if (r.hook && r.jumpTo && ENTRY_CHAINS[r.hook].includes(r.jumpTo)) hooked.add(r.jumpTo);
   }
   return { chains: [...new Set(chains)], hooked: [...hooked].sort(), istioRules };
 }

@@ -1,16 +1,25 @@
-// The nat table of iptables-nft (nf_tables tables "nat" of family ip and ip6,
-// as iptables-nft and istio-cni's iptables write them), read in-process over
-// nfnetlink: a dump of the chains and the rules, read-only. A jump to a user
-// chain (`-j ISTIO_OUTPUT`) is an `immediate` expression whose verdict is
-// NFT_JUMP (or NFT_GOTO for `-g`) with the chain's name.
+// nf_tables nat rulesets read in-process over nfnetlink, read-only: a dump of
+// the chains and the rules of one family. Two writers matter here:
+// - iptables-nft (and istio-cni's iptables on an nft node): the tables "nat"
+//   of family ip and ip6, base chains OUTPUT and PREROUTING;
+// - Istio's native nftables backend: table inet istio-proxy-nat, base chains
+//   output and prerouting.
+// Which chain is on a nat hook is read from the chain itself (a base chain of
+// type nat on the output or prerouting hook), not from its name. A jump to a
+// user chain (`-j ISTIO_OUTPUT`, `jump istio-output`) is an `immediate`
+// expression whose verdict is NFT_JUMP (NFT_GOTO for `-g`/`goto`) with the
+// chain's name.
 import { NetlinkSocket, parseAttrList, parseAttrs, readStr, type Message } from './netlink.js';
-import { natView, type NatRule, type NatTableView } from './nat-view.js';
+import { natView, type NatHook, type NatRule, type NatTableView } from './nat-view.js';
 
 export const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG = { NEWCHAIN: 3, GETCHAIN: 4, NEWRULE: 6, GETRULE: 7 } as const;
-export const NFPROTO = { ipv4: 2, ipv6: 10 } as const;
-const NFTA_CHAIN = { TABLE: 1, NAME: 3 } as const;
+export const NFPROTO = { inet: 1, ipv4: 2, ipv6: 10 } as const;
+const NFTA_CHAIN = { TABLE: 1, NAME: 3, HOOK: 4, TYPE: 7 } as const;
+const NFTA_HOOK_HOOKNUM = 1;
+/** enum nf_inet_hooks. */
+const NF_INET_HOOK: Record<number, NatHook> = { 0: 'prerouting', 3: 'output' };
 const NFTA_RULE = { TABLE: 1, CHAIN: 2, EXPRESSIONS: 4 } as const;
 const NFTA_LIST_ELEM = 1;
 const NFTA_EXPR = { NAME: 1, DATA: 2 } as const;
@@ -21,8 +30,10 @@ const NFT_JUMP = -3;
 const NFT_GOTO = -4;
 /** nfgenmsg: family, version (NFNETLINK_V0), res_id (big-endian 0). */
 const NFGENMSG = 4;
+const EMPTY = new Uint8Array();
 
 const msgType = (m: number): number => (NFNL_SUBSYS_NFTABLES << 8) | m;
+const be32 = (b: Uint8Array | undefined): number | undefined => (b && b.length >= 4 ? new DataView(b.buffer, b.byteOffset, 4).getInt32(0, false) : undefined);
 
 /** The chain an expression list jumps or goes to (its `immediate` verdict), if any. */
 function jumpOf(expressions: Uint8Array | undefined): string | undefined {
@@ -31,47 +42,63 @@ function jumpOf(expressions: Uint8Array | undefined): string | undefined {
     if (elem.type !== NFTA_LIST_ELEM) continue;
     const expr = parseAttrs(elem.data);
     if (readStr(expr.get(NFTA_EXPR.NAME)) !== 'immediate') continue;
-    const data = parseAttrs(expr.get(NFTA_EXPR.DATA) ?? new Uint8Array()).get(NFTA_IMMEDIATE_DATA);
-    const verdict = parseAttrs(data ?? new Uint8Array()).get(NFTA_DATA_VERDICT);
+    const data = parseAttrs(expr.get(NFTA_EXPR.DATA) ?? EMPTY).get(NFTA_IMMEDIATE_DATA);
+    const verdict = parseAttrs(data ?? EMPTY).get(NFTA_DATA_VERDICT);
     if (!verdict) continue;
     const v = parseAttrs(verdict);
-    const code = v.get(NFTA_VERDICT.CODE);
-    if (!code || code.length < 4) continue;
-    const c = new DataView(code.buffer, code.byteOffset, 4).getInt32(0, false);
-    if (c === NFT_JUMP || c === NFT_GOTO) return readStr(v.get(NFTA_VERDICT.CHAIN));
+    const code = be32(v.get(NFTA_VERDICT.CODE));
+    if (code === NFT_JUMP || code === NFT_GOTO) return readStr(v.get(NFTA_VERDICT.CHAIN));
   }
   return undefined;
 }
 
-/** The nat table's view from a chain dump and a rule dump of one family (messages of other tables are left out). */
-export function natViewFromNft(chainMsgs: readonly Message[], ruleMsgs: readonly Message[], table = 'nat'): NatTableView {
-  const chains: string[] = [];
-  for (const m of chainMsgs) {
-    if (m.type !== msgType(NFT_MSG.NEWCHAIN)) continue;
-    const a = parseAttrs(m.body, NFGENMSG);
-    const name = readStr(a.get(NFTA_CHAIN.NAME));
-    if (readStr(a.get(NFTA_CHAIN.TABLE)) === table && name) chains.push(name);
-  }
-  const rules: NatRule[] = [];
-  for (const m of ruleMsgs) {
-    if (m.type !== msgType(NFT_MSG.NEWRULE)) continue;
-    const a = parseAttrs(m.body, NFGENMSG);
-    const chain = readStr(a.get(NFTA_RULE.CHAIN));
-    if (readStr(a.get(NFTA_RULE.TABLE)) !== table || !chain) continue;
-    rules.push({ chain, jumpTo: jumpOf(a.get(NFTA_RULE.EXPRESSIONS)) });
-  }
-  return natView(chains, rules);
+export interface NftNatTable {
+  table: string;
+  view: NatTableView;
 }
 
 /**
- * The nat table of `family` through a NETLINK_NETFILTER socket (opened in the
- * netns to read). undefined when that family has no nat table there.
+ * The nat tables of one family's chain and rule dumps: every table with a base
+ * chain of type nat, with its view. Messages of other types are left out.
  */
-export function readNftNat(sock: NetlinkSocket, family: number): NatTableView | undefined {
+export function natTablesFromNft(chainMsgs: readonly Message[], ruleMsgs: readonly Message[]): NftNatTable[] {
+  const chains = new Map<string, string[]>();
+  const natHooks = new Map<string, NatHook>(); // "table\0chain" -> hook, for base chains of type nat
+  const natTables = new Set<string>();
+  for (const m of chainMsgs) {
+    if (m.type !== msgType(NFT_MSG.NEWCHAIN)) continue;
+    const a = parseAttrs(m.body, NFGENMSG);
+    const table = readStr(a.get(NFTA_CHAIN.TABLE));
+    const name = readStr(a.get(NFTA_CHAIN.NAME));
+    if (!table || !name) continue;
+    chains.set(table, [...(chains.get(table) ?? []), name]);
+    const hook = a.get(NFTA_CHAIN.HOOK);
+    if (!hook || readStr(a.get(NFTA_CHAIN.TYPE)) !== 'nat') continue;
+    natTables.add(table);
+    const hooknum = be32(parseAttrs(hook).get(NFTA_HOOK_HOOKNUM));
+    const natHook = hooknum === undefined ? undefined : NF_INET_HOOK[hooknum];
+    if (natHook) natHooks.set(`${table}\0${name}`, natHook);
+  }
+  const rules = new Map<string, NatRule[]>();
+  for (const m of ruleMsgs) {
+    if (m.type !== msgType(NFT_MSG.NEWRULE)) continue;
+    const a = parseAttrs(m.body, NFGENMSG);
+    const table = readStr(a.get(NFTA_RULE.TABLE));
+    const chain = readStr(a.get(NFTA_RULE.CHAIN));
+    if (!table || !chain || !natTables.has(table)) continue;
+    rules.set(table, [...(rules.get(table) ?? []), { chain, hook: natHooks.get(`${table}\0${chain}`), jumpTo: jumpOf(a.get(NFTA_RULE.EXPRESSIONS)) }]);
+  }
+  return [...natTables].sort().map((table) => ({ table, view: natView(chains.get(table) ?? [], rules.get(table) ?? []) }));
+}
+
+/**
+ * The nat tables of `family` through a NETLINK_NETFILTER socket (opened in the
+ * netns to read); empty when that family has none there.
+ */
+export function readNftNat(sock: NetlinkSocket, family: number): NftNatTable[] {
   const header = new Uint8Array([family, 0, 0, 0]);
   const chains = sock.dump(msgType(NFT_MSG.GETCHAIN), header, [], 'NFT_MSG_GETCHAIN');
-  const view = natViewFromNft(chains, []);
-  if (view.chains.length === 0) return undefined;
+  if (natTablesFromNft(chains, []).length === 0) return [];
   const rules = sock.dump(msgType(NFT_MSG.GETRULE), header, [], 'NFT_MSG_GETRULE');
-  return natViewFromNft(chains, rules);
+  return natTablesFromNft(chains, rules);
 }

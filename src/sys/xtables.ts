@@ -99,7 +99,8 @@ export function natViewFromXtables(blob: Uint8Array, hookEntry: readonly number[
     const nextEntry = entries[i + 1];
     const closesUserChain = !HOOK_NAMES.includes(chain as (typeof HOOK_NAMES)[number]) && (nextEntry === undefined || nextEntry.error !== undefined);
     if (closesUserChain) continue;
-    rules.push({ chain, jumpTo: e.verdict !== undefined && e.verdict >= 0 ? starts.get(e.verdict) : undefined });
+    const hook = chain === 'OUTPUT' ? 'output' : chain === 'PREROUTING' ? 'prerouting' : undefined;
+    rules.push({ chain, hook, jumpTo: e.verdict !== undefined && e.verdict >= 0 ? starts.get(e.verdict) : undefined });
   }
   return natView(chains, rules);
 }

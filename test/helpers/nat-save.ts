@@ -32,3 +32,35 @@ export function parseNatSave(text: string): NatTableView {
   }
   return { chains, hooked: [...hooked].sort(), istioRules };
 }
+
+interface NftJsonChain { family: string; table: string; name: string; type?: string; hook?: string }
+interface NftJsonRule { family: string; table: string; chain: string; expr?: Array<Record<string, unknown>> }
+
+/**
+ * `nft -j list ruleset` read the way the tests need it: per nat table (a table
+ * with a base chain of type nat), the Istio entry chains its output and
+ * prerouting base chains jump or go to, and the rules in Istio's chains. The
+ * oracle for Istio's native nftables ruleset.
+ */
+export function parseNftJson(text: string): Array<{ family: string; table: string; hooked: string[]; istioRules: number }> {
+  const doc = JSON.parse(text) as { nftables: Array<{ chain?: NftJsonChain; rule?: NftJsonRule }> };
+  const chains = doc.nftables.flatMap((o) => (o.chain ? [o.chain] : []));
+  const rules = doc.nftables.flatMap((o) => (o.rule ? [o.rule] : []));
+  const entry: Record<string, string[]> = { output: ['ISTIO_OUTPUT', 'istio-output'], prerouting: ['ISTIO_INBOUND', 'istio-inbound'] };
+  const natTables = [...new Set(chains.filter((c) => c.type === 'nat').map((c) => `${c.family} ${c.table}`))];
+  return natTables.map((ft) => {
+    const [family = '', table = ''] = ft.split(' ');
+    const hookOf = new Map(chains.filter((c) => c.family === family && c.table === table && c.type === 'nat' && c.hook).map((c) => [c.name, c.hook ?? '']));
+    const hooked = new Set<string>();
+    let istioRules = 0;
+    for (const r of rules.filter((x) => x.family === family && x.table === table)) {
+      if (/^(ISTIO_|istio-)/.test(r.chain)) istioRules++;
+      const hook = hookOf.get(r.chain);
+      for (const e of r.expr ?? []) {
+        const target = ((e['jump'] ?? e['goto']) as { target?: string } | undefined)?.target;
+        if (hook && target && entry[hook]?.includes(target)) hooked.add(target);
+      }
+    }
+    return { family, table, hooked: [...hooked].sort(), istioRules };
+  });
+}

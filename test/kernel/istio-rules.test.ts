@@ -10,7 +10,8 @@ import t from 'tap';
 import { createNode, type Pod, type SandboxNode } from '../../testing/sandbox/node.js';
 import { probeIstioRules } from '../../src/sys/istio-rules.js';
 import { GOLDEN_DIR, inNetns, v6Counterpart } from '../helpers/istio-golden.js';
-import { parseNatSave } from '../helpers/nat-save.js';
+import { upstreamFixtures } from '../helpers/paths.js';
+import { parseNatSave, parseNftJson } from '../helpers/nat-save.js';
 import { requireRoot } from '../helpers/root.js';
 
 requireRoot('the Istio rules reader test');
@@ -67,7 +68,7 @@ for (const b of BACKENDS) {
     t.same(want.hooked, [], 'the tools agree: nothing hooked');
     const probe = probeIstioRules(pod.netnsPath);
     t.equal(probe.state, 'absent', probe.detail);
-    t.match(probe.detail, `ISTIO_* chains without a hook in ${b.v4} nat`);
+    t.match(probe.detail, `Istio chains without a hook in ${b.v4} nat`);
   });
 
   t.test(`${b.name}: a goto (-g) counts as a hook too`, async (t) => {
@@ -78,6 +79,32 @@ for (const b of BACKENDS) {
     t.same(probe.hooked, [`ISTIO_OUTPUT@${b.v4}`]);
   });
 }
+
+// Istio's native nftables backend: one inet ruleset (table inet istio-proxy-nat, chains istio-output / istio-inbound).
+const NFT_GOLDEN_DIR = join(upstreamFixtures, 'istio-nftables-golden');
+for (const golden of ['tproxy.golden', 'inbound-ports-include.golden']) {
+  t.test(`Istio's native nftables ruleset ${golden}: the same hooks and rule count as nft -j list ruleset`, async (t) => {
+    const pod = await freshPod();
+    await inNetns(pod, 'nft', ['-f', '-'], readFileSync(join(NFT_GOLDEN_DIR, golden), 'utf8'));
+    const want = parseNftJson(await inNetns(pod, 'nft', ['-j', 'list', 'ruleset']));
+    t.same(want.map((x) => `${x.family} ${x.table}`), ['inet istio-proxy-nat'], 'one nat table, Istio\'s');
+    const [nat] = want;
+    if (!nat) return;
+    t.ok(nat.hooked.includes('istio-output'), `the golden hooks istio-output (${nat.hooked.join('+')})`);
+    const probe = probeIstioRules(pod.netnsPath);
+    t.equal(probe.state, 'present', probe.detail);
+    t.same(probe.hooked, nat.hooked.map((h) => `${h}@nftables`), 'hooked chains, as nft lists them');
+    t.match(probe.detail, `${nat.hooked.join('+')} hooked (${nat.istioRules} rules) in nftables inet istio-proxy-nat`, `${nat.istioRules} rules in Istio's chains`);
+  });
+}
+
+t.test('an nftables table of someone else with a nat output chain is not Istio\'s', async (t) => {
+  const pod = await freshPod();
+  await inNetns(pod, 'nft', ['-f', '-'], 'add table inet other\nadd chain inet other output { type nat hook output priority -100 ; }\nadd chain inet other istio-lookalike\nadd rule inet other output jump istio-lookalike\n');
+  const probe = probeIstioRules(pod.netnsPath);
+  t.equal(probe.state, 'absent', probe.detail);
+  t.match(probe.detail, 'Istio chains without a hook in nftables inet other');
+});
 
 t.test('a netns without rules: absent, and reading it created no legacy table there', async (t) => {
   const pod = await freshPod();

@@ -186,15 +186,18 @@ t.test('the native module cannot be loaded: sidecar pods fail with code 5, other
   for (const p of [...list.plugins].reverse()) await execPlugin('DEL', list, p, plain.rt, passed);
 });
 
-t.test('with PATH empty: a TPROXY pod beside Istio\'s rules (nft or legacy) is passed through; alone it is refused', async (t) => {
+t.test('with PATH empty: a TPROXY pod beside Istio\'s rules (iptables-nft, iptables-legacy or native nftables) is passed through; alone it is refused', async (t) => {
   const list = conflist();
   const base = fixture('istio-sidecar-cni-native.json');
   const tproxy: FixturePod = { metadata: { ...base.metadata, annotations: { ...base.metadata.annotations, 'sidecar.istio.io/interceptionMode': 'TPROXY' } } };
   const golden = readFileSync(join(GOLDEN_DIR, 'tproxy.txt.golden'), 'utf8');
-  for (const restore of ['iptables-nft-restore', 'iptables-legacy-restore']) {
+  const nftGolden = readFileSync(join(upstreamFixtures, 'istio-nftables-golden', 'tproxy.golden'), 'utf8');
+  // istio-cni's rules, put there before meshlane's ADD as istio-cni (earlier in the chain) would (the test's tools, not the plugin's):
+  // iptables with either backend, or Istio's native nftables ruleset.
+  const writers: Array<[string, string[], string]> = [['iptables-nft-restore', ['--noflush'], golden], ['iptables-legacy-restore', ['--noflush'], golden], ['nft', ['-f', '-'], nftGolden]];
+  for (const [restore, args, input] of writers) {
     const sb = await sandbox(tproxy);
-    // istio-cni's rules, put there before meshlane's ADD as istio-cni (earlier in the chain) would (the test's tools, not the plugin's).
-    execFileSync('nsenter', [`--net=${sb.netnsPath}`, '--', restore, '--noflush'], { input: golden });
+    execFileSync('nsenter', [`--net=${sb.netnsPath}`, '--', restore, ...args], { input });
     const [fromBridge, fromMeshlane] = await chainAddEach(list, list.plugins, sb.rt, undefined);
     t.same(fromMeshlane, fromBridge, `${restore}: passed through, prevResult unchanged`);
     t.same(await counts(), { cg: 0, ip: 0 }, `${restore}: nothing registered`);
