@@ -209,8 +209,15 @@ export class Installer {
       this.env.log.warn('cannot list the programs attached to the cgroup root: counted as not attached (the datapath is installed again)', { cgroupRoot: this.cgroupRoot, error: errorMessage(e) });
       return false;
     }
-    const progsDir = pinPaths(this.opts.pinDir).progs;
-    const wrong = wrongHooks(existsSync(progsDir) ? readdirSync(progsDir) : [], attached);
+    let pinned: string[];
+    try {
+      pinned = readdirSync(pinPaths(this.opts.pinDir).progs);
+    } catch (e) {
+      // No programs pinned (or the dir went away under a second installer): not attached as installed.
+      this.env.log.info('no pinned programs to check the hooks against: counted as not attached (the datapath is installed again)', { pinDir: this.opts.pinDir, error: errorMessage(e) });
+      return false;
+    }
+    const wrong = wrongHooks(pinned, attached);
     if (wrong.length > 0) this.env.log.info('the datapath is not attached as installed: hooks without exactly one meshlane program (the datapath is installed again)', { cgroupRoot: this.cgroupRoot, hooks: wrong });
     return wrong.length === 0;
   }

@@ -13,7 +13,11 @@ import { NetlinkSocket } from './netlink.js';
 import { NETLINK_NETFILTER, NFPROTO, readNftNat, type NftNatTable } from './nft-rules.js';
 import { XT_FAMILIES, readLegacyNat } from './xtables.js';
 import { isIstioChain, type NatTableView } from './nat-view.js';
+import { SyscallError } from './syscall-error.js';
 import { errorMessage } from '../describe-error.js';
+
+/** errnos that say this kernel has no nf_tables or nfnetlink at all. */
+const NO_NFTABLES: ReadonlySet<string> = new Set(['EPROTONOSUPPORT', 'EAFNOSUPPORT', 'EOPNOTSUPP']);
 
 export type IstioRulesState = 'present' | 'absent' | 'unknown';
 
@@ -43,8 +47,8 @@ const nftFound = (tag: string, family: string) => (tables: NftNatTable[]): Found
 /**
  * Look at the nat tables of the netns at `netnsPath`. 'present' when one of
  * Istio's entry chains is hooked into nat output or prerouting in any family or backend;
- * 'absent' when at least one backend could be read and none shows that;
- * 'unknown' when the netns is missing or nothing could be read.
+ * 'absent' when every backend could be read (or is not in the kernel) and none shows that;
+ * 'unknown' when the netns is missing or a backend could not be read.
  */
 export function probeIstioRules(netnsPath: string | undefined): IstioRulesProbe {
   if (!netnsPath) return { state: 'unknown', hooked: [], detail: 'no netns recorded' };
@@ -74,6 +78,11 @@ export function probeIstioRules(netnsPath: string | undefined): IstioRulesProbe 
           try {
             tables = l.read();
           } catch (err) {
+            // A kernel without nf_tables (or nfnetlink) holds no nft ruleset: nothing to find there, not a failure.
+            if (err instanceof SyscallError && NO_NFTABLES.has(err.code) && l.label.includes('nft')) {
+              listed++;
+              continue;
+            }
             failures.push(`${l.label}: ${errorMessage(err)}`);
             continue;
           }
@@ -96,6 +105,8 @@ export function probeIstioRules(netnsPath: string | undefined): IstioRulesProbe 
     return { state: 'unknown', hooked: [], detail: `cannot enter the netns ${netnsPath}: ${errorMessage(err)}` };
   }
   if (hooked.length > 0) return { state: 'present', hooked, detail: found.join('; ') };
-  if (listed === 0) return { state: 'unknown', hooked: [], detail: `could not read the nat table: ${failures.join('; ')}` };
+  // One backend that could not be read may hold the rules: not 'absent' then.
+  if (failures.length > 0) return { state: 'unknown', hooked: [], detail: `could not read every nat table: ${failures.join('; ')}${found.length ? `; ${found.join('; ')}` : ''}` };
+  if (listed === 0) return { state: 'unknown', hooked: [], detail: 'no backend could be read' };
   return { state: 'absent', hooked: [], detail: found.length ? found.join('; ') : 'no Istio chains in the nat table' };
 }

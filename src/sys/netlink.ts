@@ -117,8 +117,8 @@ export class NetlinkSocket {
     return seq;
   }
 
-  /** The messages answering `seq`, until its ACK/error or NLMSG_DONE. An error reply throws. */
-  private receive(seq: number, op: string, dump: boolean): Message[] {
+  /** The messages answering `seq`, until its ACK/error or NLMSG_DONE. An error reply throws, and so does an answer of more than `max` messages. */
+  private receive(seq: number, op: string, dump: boolean, max = Number.POSITIVE_INFINITY): Message[] {
     const out: Message[] = [];
     for (;;) {
       const r = this.n.recv(this.fd, this.buf);
@@ -149,6 +149,7 @@ export class NetlinkSocket {
           throw new SyscallError(op, this.target, -err, reason ? `the kernel says: ${reason}` : undefined);
         }
         out.push({ type, flags, body });
+        if (out.length > max) throw new Error(`${op} on ${this.target}: more than ${max} messages in the answer (the socket must be closed now)`);
       }
     }
   }
@@ -158,9 +159,9 @@ export class NetlinkSocket {
     this.receive(this.send(type, flags | NLM_F.ACK, header, attrs, op), op, false);
   }
 
-  /** A dump request: every message of the answer. */
-  dump(type: number, header: Uint8Array, attrs: readonly Attr[], op: string): Message[] {
-    return this.receive(this.send(type, NLM_F.ROOT | NLM_F.MATCH, header, attrs, op), op, true);
+  /** A dump request: every message of the answer (at most `max`: more throws). */
+  dump(type: number, header: Uint8Array, attrs: readonly Attr[], op: string, max?: number): Message[] {
+    return this.receive(this.send(type, NLM_F.ROOT | NLM_F.MATCH, header, attrs, op), op, true, max);
   }
 
   close(): void {

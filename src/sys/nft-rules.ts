@@ -14,7 +14,10 @@ import { natView, type NatHook, type NatRule, type NatTableView } from './nat-vi
 
 export const NETLINK_NETFILTER = 12;
 const NFNL_SUBSYS_NFTABLES = 10;
-const NFT_MSG = { NEWCHAIN: 3, GETCHAIN: 4, NEWRULE: 6, GETRULE: 7 } as const;
+const NFT_MSG = { NEWTABLE: 0, GETTABLE: 1, NEWCHAIN: 3, GETCHAIN: 4, NEWRULE: 6, GETRULE: 7 } as const;
+const NFTA_TABLE = { NAME: 1, FLAGS: 2 } as const;
+/** A dormant table's base chains are not on their hooks. */
+const NFT_TABLE_F_DORMANT = 0x1;
 export const NFPROTO = { inet: 1, ipv4: 2, ipv6: 10 } as const;
 const NFTA_CHAIN = { TABLE: 1, NAME: 3, HOOK: 4, TYPE: 7 } as const;
 const NFTA_HOOK_HOOKNUM = 1;
@@ -57,11 +60,25 @@ export interface NftNatTable {
   view: NatTableView;
 }
 
+/** The dormant tables of a table dump (their chains are not on any hook). */
+export function dormantTables(tableMsgs: readonly Message[]): Set<string> {
+  const out = new Set<string>();
+  for (const m of tableMsgs) {
+    if (m.type !== msgType(NFT_MSG.NEWTABLE)) continue;
+    const a = parseAttrs(m.body, NFGENMSG);
+    const name = readStr(a.get(NFTA_TABLE.NAME));
+    const flags = be32(a.get(NFTA_TABLE.FLAGS)) ?? 0;
+    if (name && flags & NFT_TABLE_F_DORMANT) out.add(name);
+  }
+  return out;
+}
+
 /**
  * The nat tables of one family's chain and rule dumps: every table with a base
- * chain of type nat, with its view. Messages of other types are left out.
+ * chain of type nat, with its view. A dormant table's chains hook nothing.
+ * Messages of other types are left out.
  */
-export function natTablesFromNft(chainMsgs: readonly Message[], ruleMsgs: readonly Message[]): NftNatTable[] {
+export function natTablesFromNft(chainMsgs: readonly Message[], ruleMsgs: readonly Message[], dormant: ReadonlySet<string> = new Set()): NftNatTable[] {
   const chains = new Map<string, string[]>();
   const natHooks = new Map<string, NatHook>(); // "table\0chain" -> hook, for base chains of type nat
   const natTables = new Set<string>();
@@ -71,9 +88,11 @@ export function natTablesFromNft(chainMsgs: readonly Message[], ruleMsgs: readon
     const table = readStr(a.get(NFTA_CHAIN.TABLE));
     const name = readStr(a.get(NFTA_CHAIN.NAME));
     if (!table || !name) continue;
-    chains.set(table, [...(chains.get(table) ?? []), name]);
+    const inTable = chains.get(table);
+    if (inTable) inTable.push(name);
+    else chains.set(table, [name]);
     const hook = a.get(NFTA_CHAIN.HOOK);
-    if (!hook || readStr(a.get(NFTA_CHAIN.TYPE)) !== 'nat') continue;
+    if (!hook || readStr(a.get(NFTA_CHAIN.TYPE)) !== 'nat' || dormant.has(table)) continue;
     natTables.add(table);
     const hooknum = be32(parseAttrs(hook).get(NFTA_HOOK_HOOKNUM));
     const natHook = hooknum === undefined ? undefined : NF_INET_HOOK[hooknum];
@@ -86,10 +105,21 @@ export function natTablesFromNft(chainMsgs: readonly Message[], ruleMsgs: readon
     const table = readStr(a.get(NFTA_RULE.TABLE));
     const chain = readStr(a.get(NFTA_RULE.CHAIN));
     if (!table || !chain || !natTables.has(table)) continue;
-    rules.set(table, [...(rules.get(table) ?? []), { chain, hook: natHooks.get(`${table}\0${chain}`), jumpTo: jumpOf(a.get(NFTA_RULE.EXPRESSIONS)) }]);
+    const rule: NatRule = { chain, hook: natHooks.get(`${table}\0${chain}`), jumpTo: jumpOf(a.get(NFTA_RULE.EXPRESSIONS)) };
+    const inTable = rules.get(table);
+    if (inTable) inTable.push(rule);
+    else rules.set(table, [rule]);
   }
   return [...natTables].sort().map((table) => ({ table, view: natView(chains.get(table) ?? [], rules.get(table) ?? []) }));
 }
+
+/**
+ * Bounds on what is read from one netns: its owner writes it. Istio's rulesets
+ * hold tens of chains and rules; a dump beyond these is refused (the probe
+ * says 'unknown') instead of holding the main thread.
+ */
+export const MAX_NFT_CHAINS = 10_000;
+export const MAX_NFT_RULES = 100_000;
 
 /**
  * The nat tables of `family` through a NETLINK_NETFILTER socket (opened in the
@@ -97,8 +127,9 @@ export function natTablesFromNft(chainMsgs: readonly Message[], ruleMsgs: readon
  */
 export function readNftNat(sock: NetlinkSocket, family: number): NftNatTable[] {
   const header = new Uint8Array([family, 0, 0, 0]);
-  const chains = sock.dump(msgType(NFT_MSG.GETCHAIN), header, [], 'NFT_MSG_GETCHAIN');
+  const chains = sock.dump(msgType(NFT_MSG.GETCHAIN), header, [], 'NFT_MSG_GETCHAIN', MAX_NFT_CHAINS);
   if (natTablesFromNft(chains, []).length === 0) return [];
-  const rules = sock.dump(msgType(NFT_MSG.GETRULE), header, [], 'NFT_MSG_GETRULE');
-  return natTablesFromNft(chains, rules);
+  const dormant = dormantTables(sock.dump(msgType(NFT_MSG.GETTABLE), header, [], 'NFT_MSG_GETTABLE', MAX_NFT_CHAINS));
+  const rules = sock.dump(msgType(NFT_MSG.GETRULE), header, [], 'NFT_MSG_GETRULE', MAX_NFT_RULES);
+  return natTablesFromNft(chains, rules, dormant);
 }

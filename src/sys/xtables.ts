@@ -22,6 +22,8 @@ export const XT_FAMILIES = {
 } as const;
 export type XtFamily = (typeof XT_FAMILIES)[keyof typeof XT_FAMILIES];
 
+/** Bound on a legacy table read from a netns (its owner writes it). */
+export const MAX_TABLE_BYTES = 16 * 1024 * 1024;
 const SO_GET_INFO = 64;
 const SO_GET_ENTRIES = 65;
 /** struct ipt_getinfo: name[32], valid_hooks, hook_entry[5], underflow[5], num_entries, size. */
@@ -129,6 +131,7 @@ export function readLegacyNat(fam: XtFamily, target: string): NatTableView | und
     const validHooks = iv.getUint32(VALID_HOOKS_AT, true);
     const hookEntry = Array.from({ length: 5 }, (_, i) => (validHooks & (1 << i) ? iv.getUint32(HOOK_ENTRY_AT + 4 * i, true) : NO_HOOK));
     const size = iv.getUint32(SIZE_AT, true);
+    if (size > MAX_TABLE_BYTES) throw new Error(`the legacy nat table of ${target} is ${size} bytes, more than the ${MAX_TABLE_BYTES} read (Istio's is a few KiB)`);
     const buf = new Uint8Array(GET_ENTRIES_HEADER + size);
     Buffer.from(buf.buffer).write('nat', 0, 'latin1');
     new DataView(buf.buffer).setUint32(32, size, true);

@@ -4,7 +4,7 @@
 // iptables-nft-restore or iptables-legacy-restore (and the IPv6 counterpart
 // with ip6tables), then `*-save -t nat` parsed as text (test/helpers/nat-save.ts)
 // gives the hooked chains and the number of Istio rules the probe must find.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createNode, type Pod, type SandboxNode } from '../../testing/sandbox/node.js';
@@ -107,12 +107,27 @@ t.test('an nftables table of someone else with a nat output chain is not Istio\'
 });
 
 t.test('a netns without rules: absent, and reading it created no legacy table there', async (t) => {
+  // The legacy modules loaded (a table in another pod), so that asking for a table could create one.
+  const other = await freshPod();
+  await inNetns(other, 'iptables-legacy-restore', ['--noflush'], '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n');
+  await inNetns(other, 'ip6tables-legacy-restore', ['--noflush'], '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n');
   const pod = await freshPod();
+  t.equal(await inNetns(pod, 'cat', ['/proc/net/ip_tables_names']), '', 'legacy IPv4 tables possible, none in the pod');
+  t.equal(await inNetns(pod, 'cat', ['/proc/net/ip6_tables_names']), '', 'legacy IPv6 tables possible, none in the pod');
   const probe = probeIstioRules(pod.netnsPath);
   t.equal(probe.state, 'absent', probe.detail);
   t.same(probe.hooked, []);
-  t.equal(await inNetns(pod, 'cat', ['/proc/net/ip_tables_names']).catch(() => ''), '', 'no legacy IPv4 table created');
-  t.equal(await inNetns(pod, 'cat', ['/proc/net/ip6_tables_names']).catch(() => ''), '', 'no legacy IPv6 table created');
+  t.equal(await inNetns(pod, 'cat', ['/proc/net/ip_tables_names']), '', 'no legacy IPv4 table created');
+  t.equal(await inNetns(pod, 'cat', ['/proc/net/ip6_tables_names']), '', 'no legacy IPv6 table created');
+});
+
+t.test('a dormant nftables table hooks nothing', async (t) => {
+  const pod = await freshPod();
+  await inNetns(pod, 'nft', ['-f', '-'], readFileSync(join(NFT_GOLDEN_DIR, 'inbound-ports-include.golden'), 'utf8'));
+  t.equal(probeIstioRules(pod.netnsPath).state, 'present');
+  await inNetns(pod, 'nft', ['add', 'table', 'inet', 'istio-proxy-nat', '{ flags dormant ; }']);
+  const probe = probeIstioRules(pod.netnsPath);
+  t.equal(probe.state, 'absent', probe.detail);
 });
 
 t.test('a legacy filter table only (no nat): absent, and no nat table created', async (t) => {
@@ -136,7 +151,10 @@ t.test('no netns, a gone one, a path that is not a netns: unknown, saying why', 
 
 t.test('the probe leaves the process in its own netns', async (t) => {
   const pod = await freshPod();
-  const before = readFileSync('/proc/thread-self/net/dev', 'utf8');
+  const before = readlinkSync('/proc/thread-self/ns/net');
+  t.not(statSync(pod.netnsPath).ino, statSync('/proc/thread-self/ns/net').ino, 'the pod\'s netns is another one than ours (a stay in it would show)');
   probeIstioRules(pod.netnsPath);
-  t.equal(readFileSync('/proc/thread-self/net/dev', 'utf8').split('\n').length, before.split('\n').length, 'the same interfaces as before');
+  t.equal(readlinkSync('/proc/thread-self/ns/net'), before, 'the same netns as before');
+  probeIstioRules('/proc/self/status');
+  t.equal(readlinkSync('/proc/thread-self/ns/net'), before, 'and after a failed setns');
 });
