@@ -37,7 +37,7 @@ export interface PodStatus {
   interception: string;
   /** The pod's netns, from its attachment record. */
   netns: string;
-  /** Istio's iptables rules (ISTIO_OUTPUT / ISTIO_INBOUND hooked in nat) in the pod's netns. */
+  /** Istio's rules in the pod's netns: its entry chains hooked on nat output/prerouting (iptables with either backend, or Istio's native nftables ruleset). */
   istioRules: IstioRulesState;
   istioRulesDetail: string;
   /** Which interception the pod has now, from the two above and whether the datapath is attached. */
@@ -56,12 +56,12 @@ export interface PodStatus {
 export type PodMode = 'ebpf+iptables' | 'ebpf' | 'iptables' | 'none' | 'ebpf+unknown' | 'unknown';
 
 export const POD_MODE_TEXT: Record<PodMode, string> = {
-  'ebpf+iptables': 'eBPF + Istio iptables fallback',
+  'ebpf+iptables': 'eBPF + Istio rules fallback',
   ebpf: 'eBPF only',
-  iptables: 'Istio iptables only (meshlane datapath not attached)',
+  iptables: 'Istio rules only (meshlane datapath not attached)',
   none: 'NOT INTERCEPTED (no meshlane datapath, no Istio rules)',
-  'ebpf+unknown': 'eBPF; Istio iptables rules unknown',
-  unknown: 'meshlane datapath not attached; Istio iptables rules unknown',
+  'ebpf+unknown': 'eBPF; Istio rules unknown',
+  unknown: 'meshlane datapath not attached; Istio rules unknown',
 };
 
 export interface NodeModeSummary {
@@ -241,9 +241,9 @@ function probeAll(records: readonly AttachmentRecord[]): IstioRulesProbe[] {
 }
 
 const NODE_MODE_TEXT: Record<NodeModeSummary['mode'], string> = {
-  'beside-istio-cni': 'beside istio-cni (eBPF first, Istio iptables rules as the fallback in every pod)',
-  alone: 'meshlane alone (no Istio iptables rules in any pod)',
-  mixed: 'mixed (some pods have Istio iptables rules, some do not)',
+  'beside-istio-cni': 'beside istio-cni (eBPF first, Istio rules as the fallback in every pod)',
+  alone: 'meshlane alone (no Istio rules in any pod)',
+  mixed: 'mixed (some pods have Istio rules, some do not)',
   'no-pods': 'no registered pods',
   unknown: 'unknown (no pod netns could be inspected)',
 };

@@ -39,7 +39,7 @@ t.test('rendered', async (t) => {
   const text = renderStatus(r);
   t.match(text, /CNI config: chained in 10-calico\.conflist after istio-cni/);
   t.match(text, /node mode: mixed .*Istio rules present in 1 of 2 pods/);
-  t.match(text, /default\/a .*\n\s+mode: eBPF \+ Istio iptables fallback; Istio rules present \(detail\)/);
+  t.match(text, /default\/a .*\n\s+mode: eBPF \+ Istio rules fallback; Istio rules present \(detail\)/);
   t.match(text, /default\/b .*\n\s+mode: eBPF only; Istio rules absent/);
 });
 

@@ -368,7 +368,7 @@ void t.test('phase 1: eBPF attached on top of Istio\'s rules', async (t) => {
     t.same(st.node, { mode: 'mixed', podsWithIstioRules: 3, podsWithoutIstioRules: 1, podsUnknown: 1 });
     const text = renderStatus(st);
     t.match(text, /node mode: mixed .*Istio rules present in 3 of 5 pods, unknown in 1/);
-    t.match(text, /default\/a .*\n\s+mode: eBPF \+ Istio iptables fallback; Istio rules present \(ISTIO_INBOUND\+ISTIO_OUTPUT hooked/);
+    t.match(text, /default\/a .*\n\s+mode: eBPF \+ Istio rules fallback; Istio rules present \(ISTIO_INBOUND\+ISTIO_OUTPUT hooked/);
     t.match(text, /default\/d .*\n\s+mode: eBPF only; Istio rules absent/);
     t.same(nodeMode(st.pods.filter((p) => p.istioRules === 'present')).mode, 'beside-istio-cni');
     t.same(nodeMode(st.pods.filter((p) => p.istioRules === 'absent')).mode, 'alone');
@@ -410,10 +410,10 @@ void t.test('phase 2: meshlane detached, Istio\'s rules alone', async (t) => {
     t.equal(s['peer'], '127.0.0.1:15001', 'it had been redirected by eBPF');
     t.equal(s['received'], LONG_BYTES, 'every byte echoed back and checked');
   });
-  await t.test('status: Istio iptables only', async (t) => {
+  await t.test('status: Istio rules only', async (t) => {
     const st = await statusOf(t, false);
     t.equal(st.pods.find((p) => p.name === 'a')?.mode, 'iptables');
-    t.match(renderStatus(st), /default\/a .*\n\s+mode: Istio iptables only/);
+    t.match(renderStatus(st), /default\/a .*\n\s+mode: Istio rules only/);
   });
   await t.test('a long connection opened now (through Istio\'s rules) is under way', async (t) => {
     const from = proxyA.lines().length;
