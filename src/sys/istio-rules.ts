@@ -10,7 +10,7 @@
 //   only where the netns has one already.
 import { NetnsGoneError, inNetns } from './netns.js';
 import { NetlinkSocket } from './netlink.js';
-import { NETLINK_NETFILTER, NFPROTO, readNftNat, type NftNatTable } from './nft-rules.js';
+import { NETLINK_NETFILTER, NFPROTO, readNftNat } from './nft-rules.js';
 import { XT_FAMILIES, readLegacyNat } from './xtables.js';
 import { isIstioChain, type NatTableView } from './nat-view.js';
 import { SyscallError } from './syscall-error.js';
@@ -29,20 +29,32 @@ export interface IstioRulesProbe {
   detail: string;
 }
 
-/** One table read: where (for the detail line), the tag of its hooked chains, and what it holds. */
+/** One table read: where it is (for the detail line) and what it holds. */
 interface Found {
   where: string;
-  tag: string;
   view: NatTableView;
 }
 
+/** One backend in one family; `label` tags its hooked chains (ISTIO_OUTPUT@iptables-nft). */
 interface Lister {
   label: string;
   read(): Found[];
 }
 
-const nftFound = (tag: string, family: string) => (tables: NftNatTable[]): Found[] =>
-  tables.map(({ table, view }) => ({ where: family === 'inet' ? `nftables inet ${table}` : `${tag} ${table}`, tag, view }));
+/** An nf_tables family as a lister. A kernel without nf_tables holds no such ruleset: nothing found, not a failure. */
+function nftLister(label: string, family: number, where: (table: string) => string, sock: () => NetlinkSocket): Lister {
+  return {
+    label,
+    read: () => {
+      try {
+        return readNftNat(sock(), family).map(({ table, view }) => ({ where: where(table), view }));
+      } catch (err) {
+        if (err instanceof SyscallError && NO_NFTABLES.has(err.code)) return [];
+        throw err;
+      }
+    },
+  };
+}
 
 /**
  * Look at the nat tables of the netns at `netnsPath`. 'present' when one of
@@ -61,14 +73,14 @@ export function probeIstioRules(netnsPath: string | undefined): IstioRulesProbe 
       let sock: NetlinkSocket | undefined;
       const nft = (): NetlinkSocket => (sock ??= NetlinkSocket.open(NETLINK_NETFILTER, `the netns ${netnsPath}`));
       const listers: Lister[] = [
-        { label: 'iptables-nft', read: () => nftFound('iptables-nft', 'ip')(readNftNat(nft(), NFPROTO.ipv4)) },
-        { label: 'ip6tables-nft', read: () => nftFound('ip6tables-nft', 'ip6')(readNftNat(nft(), NFPROTO.ipv6)) },
-        { label: 'nftables', read: () => nftFound('nftables', 'inet')(readNftNat(nft(), NFPROTO.inet)) },
+        nftLister('iptables-nft', NFPROTO.ipv4, (t) => `iptables-nft ${t}`, nft),
+        nftLister('ip6tables-nft', NFPROTO.ipv6, (t) => `ip6tables-nft ${t}`, nft),
+        nftLister('nftables', NFPROTO.inet, (t) => `nftables inet ${t}`, nft),
         ...[XT_FAMILIES.ipv4, XT_FAMILIES.ipv6].map((fam) => ({
           label: fam.label,
           read: (): Found[] => {
             const view = readLegacyNat(fam, `the netns ${netnsPath}`);
-            return view ? [{ where: `${fam.label} nat`, tag: fam.label, view }] : [];
+            return view ? [{ where: `${fam.label} nat`, view }] : [];
           },
         })),
       ];
@@ -78,18 +90,13 @@ export function probeIstioRules(netnsPath: string | undefined): IstioRulesProbe 
           try {
             tables = l.read();
           } catch (err) {
-            // A kernel without nf_tables (or nfnetlink) holds no nft ruleset: nothing to find there, not a failure.
-            if (err instanceof SyscallError && NO_NFTABLES.has(err.code) && l.label.includes('nft')) {
-              listed++;
-              continue;
-            }
             failures.push(`${l.label}: ${errorMessage(err)}`);
             continue;
           }
           listed++;
-          for (const { where, tag, view } of tables) {
+          for (const { where, view } of tables) {
             if (view.hooked.length > 0) {
-              for (const h of view.hooked) hooked.push(`${h}@${tag}`);
+              for (const h of view.hooked) hooked.push(`${h}@${l.label}`);
               found.push(`${view.hooked.join('+')} hooked (${view.istioRules} rules) in ${where}`);
             } else if (view.chains.some(isIstioChain)) {
               found.push(`Istio chains without a hook in ${where}`);

@@ -17,8 +17,8 @@ import { natView, type NatRule, type NatTableView } from './nat-view.js';
 
 /** Layout per family (<linux/netfilter_ipv4/ip_tables.h>, <linux/netfilter_ipv6/ip6_tables.h>, x86-64 and every 64-bit ABI). */
 export const XT_FAMILIES = {
-  ipv4: { af: 2, level: 0 /* IPPROTO_IP */, entrySize: 112, targetOffsetAt: 88, names: 'ip_tables_names', label: 'iptables-legacy' },
-  ipv6: { af: 10, level: 41 /* IPPROTO_IPV6 */, entrySize: 168, targetOffsetAt: 140, names: 'ip6_tables_names', label: 'ip6tables-legacy' },
+  ipv4: { af: 2, level: 0 /* IPPROTO_IP */, entrySize: 112, targetOffsetAt: 88, names: 'ip_tables_names', label: 'iptables-legacy', sockopt: 'IPT' },
+  ipv6: { af: 10, level: 41 /* IPPROTO_IPV6 */, entrySize: 168, targetOffsetAt: 140, names: 'ip6_tables_names', label: 'ip6tables-legacy', sockopt: 'IP6T' },
 } as const;
 export type XtFamily = (typeof XT_FAMILIES)[keyof typeof XT_FAMILIES];
 
@@ -126,7 +126,7 @@ export function readLegacyNat(fam: XtFamily, target: string): NatTableView | und
     const info = new Uint8Array(GETINFO_SIZE);
     Buffer.from(info.buffer).write('nat', 0, 'latin1');
     const r = n.rawGetsockopt(fam.af, fam.level, SO_GET_INFO, info);
-    if (r < 0) throw new SyscallError(`getsockopt(${fam.label === 'iptables-legacy' ? 'IPT' : 'IP6T'}_SO_GET_INFO)`, `${target} nat`, -r);
+    if (r < 0) throw new SyscallError(`getsockopt(${fam.sockopt}_SO_GET_INFO)`, `${target} nat`, -r);
     const iv = new DataView(info.buffer);
     const validHooks = iv.getUint32(VALID_HOOKS_AT, true);
     const hookEntry = Array.from({ length: 5 }, (_, i) => (validHooks & (1 << i) ? iv.getUint32(HOOK_ENTRY_AT + 4 * i, true) : NO_HOOK));
@@ -138,7 +138,7 @@ export function readLegacyNat(fam: XtFamily, target: string): NatTableView | und
     const e = n.rawGetsockopt(fam.af, fam.level, SO_GET_ENTRIES, buf);
     // EAGAIN: the table changed size between the two calls (a restore under way); ask again.
     if (e === -11 && attempt < 3) continue;
-    if (e < 0) throw new SyscallError(`getsockopt(${fam.label === 'iptables-legacy' ? 'IPT' : 'IP6T'}_SO_GET_ENTRIES)`, `${target} nat`, -e);
+    if (e < 0) throw new SyscallError(`getsockopt(${fam.sockopt}_SO_GET_ENTRIES)`, `${target} nat`, -e);
     return natViewFromXtables(buf.subarray(GET_ENTRIES_HEADER), hookEntry, fam);
   }
 }
